@@ -1,0 +1,309 @@
+//! Shared types of ionm.
+//!
+//! Everything that crosses a crate boundary on the data path lives here, so that the wire decoder, the simulator,
+//! the sources, the DSP and the sinks agree on one vocabulary:
+//!
+//! - [`DeviceInfo`] / [`ChannelInfo`]: what an acquisition device says about itself (rate, labels, gain, ADC range).
+//! - [`SampleBlock`]: a fixed-capacity block of interleaved raw ADC samples that starts at an absolute
+//!   [`SampleIndex`]. Fixed capacity so that a ring buffer of blocks never allocates on the real-time path.
+//! - [`StimulusEvent`] / [`Stimulator`]: which stimulator fired, at which sample, how strongly.
+//! - [`DeviceStatus`]: battery, saturation and impedance flags.
+//! - [`Gap`]: data that did not arrive. Gaps are always explicit: nothing downstream stitches over them.
+//! - [`Acquired`]: the one item type that a source pushes into the acquisition ring buffer.
+//! - [`Rng`]: a small deterministic generator (xoshiro256++) so that seeded simulations are reproducible everywhere.
+
+mod rng;
+mod stimulus;
+
+pub use rng::Rng;
+pub use stimulus::{IntensityUnit, Stimulator, StimulusEvent};
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Absolute index of a sample since the device started streaming (the first sample is 0).
+pub type SampleIndex = u64;
+
+/// Most channels a device may declare. Bounded so that every per-channel buffer has a known worst case.
+pub const MAX_CHANNELS: usize = 64;
+
+/// Most sample values (channels × samples per channel) one [`SampleBlock`] holds.
+pub const MAX_BLOCK_VALUES: usize = 2048;
+
+/// One channel of an acquisition device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// Montage label, e.g. `"C3'-Fz"` or `"Erb L"`.
+    pub label: String,
+    /// Nanovolts per least-significant bit of the converter.
+    pub gain_nv_per_lsb: u32,
+}
+
+/// What a device declares about itself when it connects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Version of the wire protocol the device speaks.
+    pub protocol_version: u8,
+    /// Samples per second per channel.
+    pub sample_rate_hz: u32,
+    /// The channels in the order samples are interleaved.
+    pub channels: Vec<ChannelInfo>,
+    /// Lowest value the converter can produce (a sample at this value touches the rail).
+    pub adc_min: i32,
+    /// Highest value the converter can produce.
+    pub adc_max: i32,
+    /// Firmware version string, e.g. `"firmware-sim 0.1.0"`.
+    pub firmware_version: String,
+    /// Identifies one streaming session of the device: it changes when the device restarts, so that a host can
+    /// tell a restart (sample indices begin again) from a gap.
+    pub session_id: u32,
+}
+
+impl DeviceInfo {
+    /// Number of channels.
+    pub fn n_channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Converts a raw ADC value of channel `ch` to microvolts.
+    pub fn to_microvolts(&self, ch: usize, raw: i32) -> f64 {
+        f64::from(raw) * f64::from(self.channels[ch].gain_nv_per_lsb) * 1e-3
+    }
+
+    /// True if `raw` sits on (or beyond) either rail of the converter.
+    pub fn is_saturated(&self, raw: i32) -> bool {
+        raw <= self.adc_min || raw >= self.adc_max
+    }
+}
+
+/// A block of raw samples: `n_samples` consecutive sample instants of `n_channels` channels, interleaved
+/// (all channels of instant 0, then of instant 1, …), the first instant at absolute index `first_index`.
+///
+/// The storage is inline and fixed ([`MAX_BLOCK_VALUES`]) so that blocks can be moved through a pre-allocated
+/// ring buffer without touching the allocator.
+#[derive(Clone)]
+pub struct SampleBlock {
+    first_index: SampleIndex,
+    n_channels: u16,
+    n_samples: u16,
+    values: [i32; MAX_BLOCK_VALUES],
+}
+
+/// Why a [`SampleBlock`] could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockTooLarge {
+    /// Channels asked for.
+    pub n_channels: usize,
+    /// Samples per channel asked for.
+    pub n_samples: usize,
+}
+
+impl std::fmt::Display for BlockTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} channels × {} samples do not fit a block of {MAX_BLOCK_VALUES} values (or no channel)",
+            self.n_channels, self.n_samples
+        )
+    }
+}
+
+impl std::error::Error for BlockTooLarge {}
+
+impl SampleBlock {
+    /// An empty block (no samples).
+    pub const fn empty() -> Self {
+        Self { first_index: 0, n_channels: 0, n_samples: 0, values: [0; MAX_BLOCK_VALUES] }
+    }
+
+    /// Makes a block from interleaved values; `values.len()` must be a multiple of `n_channels`.
+    pub fn from_interleaved(
+        first_index: SampleIndex,
+        n_channels: usize,
+        values: &[i32],
+    ) -> Result<Self, BlockTooLarge> {
+        let mut block = Self::empty();
+        block.fill(first_index, n_channels, values.len() / n_channels.max(1), |dst| {
+            dst.copy_from_slice(&values[..dst.len()])
+        })?;
+        if n_channels == 0 || values.len() % n_channels != 0 {
+            return Err(BlockTooLarge { n_channels, n_samples: values.len() });
+        }
+        Ok(block)
+    }
+
+    /// Refills this block in place: `write` receives the interleaved destination slice of
+    /// `n_channels × n_samples` values. No allocation.
+    pub fn fill(
+        &mut self,
+        first_index: SampleIndex,
+        n_channels: usize,
+        n_samples: usize,
+        write: impl FnOnce(&mut [i32]),
+    ) -> Result<(), BlockTooLarge> {
+        let total = n_channels.checked_mul(n_samples).filter(|&t| t <= MAX_BLOCK_VALUES && n_channels > 0);
+        let Some(total) = total else {
+            return Err(BlockTooLarge { n_channels, n_samples });
+        };
+        self.first_index = first_index;
+        // Both fit in u16: n_channels ≥ 1 and the product is ≤ MAX_BLOCK_VALUES.
+        self.n_channels = n_channels as u16;
+        self.n_samples = n_samples as u16;
+        write(&mut self.values[..total]);
+        Ok(())
+    }
+
+    /// Absolute index of the first sample instant.
+    pub fn first_index(&self) -> SampleIndex {
+        self.first_index
+    }
+
+    /// Absolute index one past the last sample instant.
+    pub fn end_index(&self) -> SampleIndex {
+        self.first_index + u64::from(self.n_samples)
+    }
+
+    /// Channels per sample instant.
+    pub fn n_channels(&self) -> usize {
+        usize::from(self.n_channels)
+    }
+
+    /// Sample instants in the block.
+    pub fn n_samples(&self) -> usize {
+        usize::from(self.n_samples)
+    }
+
+    /// All values, interleaved.
+    pub fn values(&self) -> &[i32] {
+        &self.values[..self.n_samples() * self.n_channels()]
+    }
+
+    /// The values of one sample instant (one per channel).
+    pub fn instant(&self, i: usize) -> &[i32] {
+        let c = self.n_channels();
+        &self.values[i * c..(i + 1) * c]
+    }
+
+    /// Iterates over the values of channel `ch`.
+    pub fn channel(&self, ch: usize) -> impl Iterator<Item = i32> + '_ {
+        self.values().iter().skip(ch).step_by(self.n_channels().max(1)).copied()
+    }
+}
+
+impl std::fmt::Debug for SampleBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleBlock")
+            .field("first_index", &self.first_index)
+            .field("n_channels", &self.n_channels)
+            .field("n_samples", &self.n_samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SampleBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.first_index == other.first_index
+            && self.n_channels == other.n_channels
+            && self.values() == other.values()
+    }
+}
+
+/// Device status flags, as reported by a status frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// Sample index at which the status was taken.
+    pub sample_index: SampleIndex,
+    /// Battery charge in percent (0–100), or `None` on mains power.
+    pub battery_percent: Option<u8>,
+    /// Bit `c` set: channel `c` touched the converter's rails since the last status.
+    pub saturated: u64,
+    /// Bit `c` set: channel `c`'s electrode impedance is above the device's limit.
+    pub impedance_high: u64,
+    /// The stimulator reported a fault (open circuit, compliance limit).
+    pub stimulator_fault: bool,
+}
+
+/// Why data is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapCause {
+    /// Frame sequence numbers skipped: frames were lost or corrupted on the link.
+    LostFrames,
+    /// The host could not keep up and dropped data (ring buffer full).
+    Overrun,
+    /// The link went away (port closed, device unplugged) and came back.
+    Disconnected,
+}
+
+/// A run of samples that never arrived. `missing` is `[from, to)` in absolute sample indices, when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// Why.
+    pub cause: GapCause,
+    /// First missing sample index.
+    pub from: SampleIndex,
+    /// One past the last missing sample index.
+    pub to: SampleIndex,
+    /// Frames lost according to the sequence numbers (0 when unknown).
+    pub frames: u32,
+}
+
+impl Gap {
+    /// Number of missing samples per channel.
+    pub fn samples(&self) -> u64 {
+        self.to.saturating_sub(self.from)
+    }
+}
+
+/// One item in the acquisition ring buffer, in stream order.
+#[derive(Debug, Clone)]
+pub enum Acquired {
+    /// The device (re)declared itself. A new `session_id` means sample indices restart.
+    Device(Arc<DeviceInfo>),
+    /// Raw samples.
+    Samples(SampleBlock),
+    /// A stimulus fired.
+    Stimulus(StimulusEvent),
+    /// A device status report.
+    Status(DeviceStatus),
+    /// Data is missing; nothing after it is stitched to what came before.
+    Gap(Gap),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_round_trips_interleaved_values() {
+        let vals: Vec<i32> = (0..12).collect();
+        let b = SampleBlock::from_interleaved(100, 3, &vals).unwrap();
+        assert_eq!(b.n_samples(), 4);
+        assert_eq!(b.end_index(), 104);
+        assert_eq!(b.instant(1), &[3, 4, 5]);
+        assert_eq!(b.channel(2).collect::<Vec<_>>(), vec![2, 5, 8, 11]);
+    }
+
+    #[test]
+    fn block_rejects_oversize_and_ragged() {
+        assert!(SampleBlock::from_interleaved(0, 4, &vec![0; MAX_BLOCK_VALUES + 4]).is_err());
+        assert!(SampleBlock::from_interleaved(0, 3, &[1, 2, 3, 4]).is_err());
+        assert!(SampleBlock::from_interleaved(0, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn microvolts_use_the_channel_gain() {
+        let info = DeviceInfo {
+            protocol_version: 1,
+            sample_rate_hz: 10_000,
+            channels: vec![ChannelInfo { label: "a".into(), gain_nv_per_lsb: 50 }],
+            adc_min: -(1 << 23),
+            adc_max: (1 << 23) - 1,
+            firmware_version: "x".into(),
+            session_id: 1,
+        };
+        assert!((info.to_microvolts(0, 1000) - 50.0).abs() < 1e-12);
+        assert!(info.is_saturated(-(1 << 23)));
+        assert!(!info.is_saturated(0));
+    }
+}
