@@ -268,6 +268,42 @@ pub enum Acquired {
     Status(DeviceStatus),
     /// Data is missing; nothing after it is stitched to what came before.
     Gap(Gap),
+    /// Something happened to the link itself (no samples involved).
+    Link(LinkEvent),
+}
+
+/// A change in the state of the link to the device, as seen by the host's reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LinkEvent {
+    /// The source was opened (first time or after a reconnect).
+    Connected {
+        /// What was opened, e.g. `serial /dev/ttyUSB0`.
+        source: String,
+        /// How many times the link had to be re-established before this one (0 the first time).
+        reconnects: u32,
+    },
+    /// No valid frame arrived for `silent_ms` milliseconds although the link is open: the device stopped sending.
+    /// Distinct from a flat signal, which still arrives.
+    SignalLost {
+        /// Milliseconds since the last valid frame.
+        silent_ms: u64,
+    },
+    /// Frames arrive again after [`LinkEvent::SignalLost`].
+    SignalRestored {
+        /// How long the silence lasted.
+        silent_ms: u64,
+    },
+    /// The source failed or closed (port unplugged, connection reset, end of file).
+    Disconnected {
+        /// What the operating system or the source said.
+        reason: String,
+    },
+    /// No device-info frame arrived within the handshake timeout after connecting.
+    HandshakeTimeout {
+        /// The timeout that passed.
+        waited_ms: u64,
+    },
 }
 
 #[cfg(test)]
