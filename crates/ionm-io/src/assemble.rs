@@ -59,11 +59,26 @@ impl Assembler {
                         return reject(stats, "sample frame goes back in time within a session");
                     }
                     if first > expected {
-                        let cause = if self.interrupted { GapCause::Disconnected } else { GapCause::LostFrames };
-                        let gap = Gap { cause, from: expected, to: first, frames: self.frames_lost_pending };
+                        let cause = if self.interrupted {
+                            GapCause::Disconnected
+                        } else {
+                            GapCause::LostFrames
+                        };
+                        let gap = Gap {
+                            cause,
+                            from: expected,
+                            to: first,
+                            frames: self.frames_lost_pending,
+                        };
                         IngestStats::add(&stats.gaps, 1);
                         IngestStats::add(&stats.gap_samples, gap.samples());
-                        tracing::warn!(from = gap.from, to = gap.to, frames = gap.frames, ?cause, "gap in the stream");
+                        tracing::warn!(
+                            from = gap.from,
+                            to = gap.to,
+                            frames = gap.frames,
+                            ?cause,
+                            "gap in the stream"
+                        );
                         emit(Acquired::Gap(gap));
                     }
                 }
@@ -71,7 +86,10 @@ impl Assembler {
                 self.interrupted = false;
                 let mut block = SampleBlock::empty();
                 // A decoded frame holds at most MAX_SAMPLE_VALUES == MAX_BLOCK_VALUES values, so this cannot fail.
-                if block.fill(first, s.n_channels(), s.n_samples(), |dst| _ = s.copy_into(dst)).is_err() {
+                if block
+                    .fill(first, s.n_channels(), s.n_samples(), |dst| _ = s.copy_into(dst))
+                    .is_err()
+                {
                     return reject(stats, "sample frame larger than a block");
                 }
                 self.next_index = Some(block.end_index());
@@ -111,7 +129,11 @@ impl Assembler {
             }
             Event::Unsupported { version, frame_type } => {
                 IngestStats::add(&stats.frames_rejected, 1);
-                tracing::warn!(version, frame_type, "frame of an unsupported protocol version or type skipped");
+                tracing::warn!(
+                    version,
+                    frame_type,
+                    "frame of an unsupported protocol version or type skipped"
+                );
             }
         }
     }
@@ -127,7 +149,10 @@ impl Assembler {
             sample_rate_hz: d.sample_rate_hz(),
             channels: d
                 .channels()
-                .map(|(label, gain)| ChannelInfo { label: label.to_owned(), gain_nv_per_lsb: gain })
+                .map(|(label, gain)| ChannelInfo {
+                    label: label.to_owned(),
+                    gain_nv_per_lsb: gain,
+                })
                 .collect(),
             adc_min: d.adc_min(),
             adc_max: d.adc_max(),
@@ -136,7 +161,11 @@ impl Assembler {
         };
         match &self.device {
             Some(old) if old.session_id != info.session_id => {
-                tracing::info!(old = old.session_id, new = info.session_id, "device restarted: new session")
+                tracing::info!(
+                    old = old.session_id,
+                    new = info.session_id,
+                    "device restarted: new session"
+                )
             }
             Some(_) => tracing::warn!("device changed its description within a session"),
             None => tracing::info!(
@@ -168,5 +197,9 @@ fn same_device(cur: &DeviceInfo, d: &DeviceInfoView<'_>) -> bool {
         && cur.adc_max == d.adc_max()
         && cur.firmware_version == d.firmware_version()
         && cur.n_channels() == d.n_channels()
-        && cur.channels.iter().zip(d.channels()).all(|(c, (l, g))| c.label == l && c.gain_nv_per_lsb == g)
+        && cur
+            .channels
+            .iter()
+            .zip(d.channels())
+            .all(|(c, (l, g))| c.label == l && c.gain_nv_per_lsb == g)
 }

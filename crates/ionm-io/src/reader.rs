@@ -96,13 +96,35 @@ pub fn spawn_reader(
     let finished = Arc::new(AtomicBool::new(false));
     let thread = {
         let (stats, stop, finished) = (stats.clone(), stop.clone(), finished.clone());
-        std::thread::Builder::new().name(config.thread_name.clone()).spawn(move || {
-            let mut pusher = Pusher { prod, overrun: None, pending_device: None, stats: stats.clone() };
-            run(source, &config, &stats, &stop, &mut pusher);
-            finished.store(true, Relaxed);
-        })?
+        std::thread::Builder::new()
+            .name(config.thread_name.clone())
+            .spawn(move || {
+                let mut pusher = Pusher {
+                    prod,
+                    overrun: None,
+                    pending_device: None,
+                    pending_links: Default::default(),
+                    stats: stats.clone(),
+                };
+                run(source, &config, &stats, &stop, &mut pusher);
+                // What the ring could not take yet (an overrun gap, the last link events) explains the end of
+                // the stream: give the consumer a bounded time to make room for it.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while pusher.has_pending() && !pusher.flush_pending() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                finished.store(true, Relaxed);
+            })?
     };
-    Ok((ReaderHandle { stats, stop, finished, thread: Some(thread) }, cons))
+    Ok((
+        ReaderHandle {
+            stats,
+            stop,
+            finished,
+            thread: Some(thread),
+        },
+        cons,
+    ))
 }
 
 /// Pushes items without ever blocking; when the ring is full, data is dropped, counted, and reported downstream
@@ -111,17 +133,26 @@ struct Pusher {
     prod: HeapProd<Acquired>,
     overrun: Option<(u64, u64)>,
     pending_device: Option<Arc<DeviceInfo>>,
+    /// Link events that found the ring full; kept (a few) because they explain the gap.
+    pending_links: std::collections::VecDeque<LinkEvent>,
     stats: Arc<IngestStats>,
 }
 
+/// Link events kept while the ring is full; older ones beyond this are dropped (and counted as overruns).
+const MAX_PENDING_LINKS: usize = 16;
+
 impl Pusher {
     fn push(&mut self, item: Acquired) {
-        if (self.overrun.is_some() || self.pending_device.is_some()) && !self.flush_pending() {
+        if self.has_pending() && !self.flush_pending() {
             return self.drop_item(item);
         }
         if let Err(item) = self.prod.try_push(item) {
             self.drop_item(item);
         }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.overrun.is_some() || self.pending_device.is_some() || !self.pending_links.is_empty()
     }
 
     fn flush_pending(&mut self) -> bool {
@@ -132,14 +163,29 @@ impl Pusher {
             return false;
         }
         if let Some((from, to)) = self.overrun {
-            let gap = Gap { cause: GapCause::Overrun, from, to, frames: 0 };
+            let gap = Gap {
+                cause: GapCause::Overrun,
+                from,
+                to,
+                frames: 0,
+            };
             if self.prod.try_push(Acquired::Gap(gap)).is_err() {
                 return false;
             }
             IngestStats::add(&self.stats.gaps, 1);
             IngestStats::add(&self.stats.gap_samples, gap.samples());
-            tracing::warn!(from, to, "overrun: the consumer fell behind and samples were dropped");
+            tracing::warn!(
+                from,
+                to,
+                "overrun: the consumer fell behind and samples were dropped"
+            );
             self.overrun = None;
+        }
+        while let Some(l) = self.pending_links.pop_front() {
+            if let Err(Acquired::Link(l)) = self.prod.try_push(Acquired::Link(l)) {
+                self.pending_links.push_front(l);
+                return false;
+            }
         }
         true
     }
@@ -160,7 +206,13 @@ impl Pusher {
                 self.overrun = None;
                 self.pending_device = Some(d);
             }
-            Acquired::Stimulus(_) | Acquired::Status(_) | Acquired::Link(_) => {}
+            Acquired::Link(l) => {
+                if self.pending_links.len() == MAX_PENDING_LINKS {
+                    self.pending_links.pop_front();
+                }
+                self.pending_links.push_back(l);
+            }
+            Acquired::Stimulus(_) | Acquired::Status(_) => {}
         }
     }
 }
@@ -191,12 +243,28 @@ fn run(
     let mut reconnects = 0u32;
     let what = source.describe();
     let mut ever_opened = false;
+    // Silence is measured across connections: a port that vanished is silent too.
+    let mut last_frame = Instant::now();
+    let mut lost = false;
+    let check_silence =
+        |last_frame: Instant, lost: &mut bool, assembler: &mut Assembler, pusher: &mut Pusher| {
+            let silent = last_frame.elapsed();
+            if !*lost && silent >= cfg.stall_timeout {
+                *lost = true;
+                IngestStats::add(&stats.signal_lost, 1);
+                assembler.link_interrupted();
+                let silent_ms = silent.as_millis() as u64;
+                tracing::warn!(silent_ms, "signal lost: no frame from the device");
+                pusher.push(Acquired::Link(LinkEvent::SignalLost { silent_ms }));
+            }
+        };
     while !stop.load(Relaxed) {
         if let Err(e) = source.open() {
             if !source.reconnectable() {
                 tracing::info!(%what, "source ended");
                 return;
             }
+            check_silence(last_frame, &mut lost, &mut assembler, pusher);
             tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot open the source");
             sleep_unless_stopped(backoff, stop);
             backoff = (backoff * 2).min(cfg.backoff_max);
@@ -210,11 +278,12 @@ fn run(
         stats.connected.store(true, Relaxed);
         stats.handshake_done.store(false, Relaxed);
         tracing::info!(%what, reconnects, "source open");
-        pusher.push(Acquired::Link(LinkEvent::Connected { source: what.clone(), reconnects }));
+        pusher.push(Acquired::Link(LinkEvent::Connected {
+            source: what.clone(),
+            reconnects,
+        }));
         decoder.reset();
         let opened = Instant::now();
-        let mut last_frame = opened;
-        let mut lost = false;
         let mut handshake_reported = false;
         let ended = loop {
             if stop.load(Relaxed) {
@@ -254,15 +323,7 @@ fn run(
                 ReadOutcome::Idle => {}
                 ReadOutcome::Closed => break Some("the source closed".to_owned()),
             }
-            let silent = now.duration_since(last_frame);
-            if !lost && silent >= cfg.stall_timeout {
-                lost = true;
-                IngestStats::add(&stats.signal_lost, 1);
-                assembler.link_interrupted();
-                let silent_ms = silent.as_millis() as u64;
-                tracing::warn!(silent_ms, "signal lost: no frame from the device");
-                pusher.push(Acquired::Link(LinkEvent::SignalLost { silent_ms }));
-            }
+            check_silence(last_frame, &mut lost, &mut assembler, pusher);
             if !handshake_reported
                 && !stats.handshake_done.load(Relaxed)
                 && now.duration_since(opened) >= cfg.handshake_timeout

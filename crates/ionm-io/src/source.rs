@@ -70,7 +70,12 @@ impl SerialSource {
     /// A source for the device at `path` (e.g. `/dev/ttyUSB0`, or a pty path). The baud rate matters only for
     /// real UARTs; USB CDC and ptys ignore it.
     pub fn new(path: impl Into<String>, baud: u32) -> Self {
-        Self { path: path.into(), baud, poll: Duration::from_millis(20), port: None }
+        Self {
+            path: path.into(),
+            baud,
+            poll: Duration::from_millis(20),
+            port: None,
+        }
     }
 }
 
@@ -87,14 +92,20 @@ impl ByteSource for SerialSource {
             .stop_bits(serialport::StopBits::One)
             .flow_control(serialport::FlowControl::None)
             .open()
-            .map_err(|e| SourceError::Open { what: self.describe(), source: e.into() })?;
+            .map_err(|e| SourceError::Open {
+                what: self.describe(),
+                source: e.into(),
+            })?;
         self.port = Some(port);
         Ok(())
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, SourceError> {
         let Some(port) = self.port.as_mut() else {
-            return Err(SourceError::Read { what: self.describe(), source: io::ErrorKind::NotConnected.into() });
+            return Err(SourceError::Read {
+                what: self.describe(),
+                source: io::ErrorKind::NotConnected.into(),
+            });
         };
         match port.read(buf) {
             Ok(0) => Ok(ReadOutcome::Idle),
@@ -103,7 +114,10 @@ impl ByteSource for SerialSource {
                 Ok(ReadOutcome::Idle)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Idle),
-            Err(e) => Err(SourceError::Read { what: self.describe(), source: e }),
+            Err(e) => Err(SourceError::Read {
+                what: self.describe(),
+                source: e,
+            }),
         }
     }
 
@@ -121,7 +135,10 @@ pub struct TcpSource {
 impl TcpSource {
     /// A source that connects to `addr` (`host:port`).
     pub fn new(addr: impl Into<String>) -> Self {
-        Self { addr: addr.into(), stream: None }
+        Self {
+            addr: addr.into(),
+            stream: None,
+        }
     }
 
     fn resolve(&self) -> io::Result<SocketAddr> {
@@ -144,13 +161,19 @@ impl ByteSource for TcpSource {
             s.set_nodelay(true)?;
             Ok(s)
         };
-        self.stream = Some(open().map_err(|e| SourceError::Open { what: self.describe(), source: e })?);
+        self.stream = Some(open().map_err(|e| SourceError::Open {
+            what: self.describe(),
+            source: e,
+        })?);
         Ok(())
     }
 
     fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, SourceError> {
         let Some(s) = self.stream.as_mut() else {
-            return Err(SourceError::Read { what: self.describe(), source: io::ErrorKind::NotConnected.into() });
+            return Err(SourceError::Read {
+                what: self.describe(),
+                source: io::ErrorKind::NotConnected.into(),
+            });
         };
         match s.read(buf) {
             Ok(0) => Ok(ReadOutcome::Closed),
@@ -163,7 +186,10 @@ impl ByteSource for TcpSource {
             {
                 Ok(ReadOutcome::Idle)
             }
-            Err(e) => Err(SourceError::Read { what: self.describe(), source: e }),
+            Err(e) => Err(SourceError::Read {
+                what: self.describe(),
+                source: e,
+            }),
         }
     }
 
@@ -183,7 +209,11 @@ pub struct ReaderSource<R> {
 impl<R: Read + Send + 'static> ReaderSource<R> {
     /// Wraps `reader`, described as `name` in logs.
     pub fn new(name: impl Into<String>, reader: R) -> Self {
-        Self { name: name.into(), reader: Some(reader), opened: false }
+        Self {
+            name: name.into(),
+            reader: Some(reader),
+            opened: false,
+        }
     }
 }
 
@@ -215,7 +245,10 @@ impl<R: Read + Send + 'static> ByteSource for ReaderSource<R> {
             {
                 Ok(ReadOutcome::Idle)
             }
-            Err(e) => Err(SourceError::Read { what: self.name.clone(), source: e }),
+            Err(e) => Err(SourceError::Read {
+                what: self.name.clone(),
+                source: e,
+            }),
         }
     }
 
@@ -230,8 +263,10 @@ impl<R: Read + Send + 'static> ByteSource for ReaderSource<R> {
 
 /// Serial ports the operating system knows of: (path, kind).
 pub fn list_ports() -> Result<Vec<(String, String)>, SourceError> {
-    let ports = serialport::available_ports()
-        .map_err(|e| SourceError::Open { what: "the list of serial ports".into(), source: e.into() })?;
+    let ports = serialport::available_ports().map_err(|e| SourceError::Open {
+        what: "the list of serial ports".into(),
+        source: e.into(),
+    })?;
     Ok(ports
         .into_iter()
         .map(|p| {
@@ -250,4 +285,22 @@ pub fn list_ports() -> Result<Vec<(String, String)>, SourceError> {
             (p.port_name, kind.trim().to_owned())
         })
         .collect())
+}
+
+impl ByteSource for Box<dyn ByteSource> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn open(&mut self) -> Result<(), SourceError> {
+        (**self).open()
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Result<ReadOutcome, SourceError> {
+        (**self).read(buf)
+    }
+    fn close(&mut self) {
+        (**self).close()
+    }
+    fn reconnectable(&self) -> bool {
+        (**self).reconnectable()
+    }
 }
