@@ -113,7 +113,12 @@ impl std::error::Error for BlockTooLarge {}
 impl SampleBlock {
     /// An empty block (no samples).
     pub const fn empty() -> Self {
-        Self { first_index: 0, n_channels: 0, n_samples: 0, values: [0; MAX_BLOCK_VALUES] }
+        Self {
+            first_index: 0,
+            n_channels: 0,
+            n_samples: 0,
+            values: [0; MAX_BLOCK_VALUES],
+        }
     }
 
     /// Makes a block from interleaved values; `values.len()` must be a multiple of `n_channels`.
@@ -126,8 +131,11 @@ impl SampleBlock {
         block.fill(first_index, n_channels, values.len() / n_channels.max(1), |dst| {
             dst.copy_from_slice(&values[..dst.len()])
         })?;
-        if n_channels == 0 || values.len() % n_channels != 0 {
-            return Err(BlockTooLarge { n_channels, n_samples: values.len() });
+        if n_channels == 0 || !values.len().is_multiple_of(n_channels) {
+            return Err(BlockTooLarge {
+                n_channels,
+                n_samples: values.len(),
+            });
         }
         Ok(block)
     }
@@ -141,9 +149,14 @@ impl SampleBlock {
         n_samples: usize,
         write: impl FnOnce(&mut [i32]),
     ) -> Result<(), BlockTooLarge> {
-        let total = n_channels.checked_mul(n_samples).filter(|&t| t <= MAX_BLOCK_VALUES && n_channels > 0);
+        let total = n_channels
+            .checked_mul(n_samples)
+            .filter(|&t| t <= MAX_BLOCK_VALUES && n_channels > 0);
         let Some(total) = total else {
-            return Err(BlockTooLarge { n_channels, n_samples });
+            return Err(BlockTooLarge {
+                n_channels,
+                n_samples,
+            });
         };
         self.first_index = first_index;
         // Both fit in u16: n_channels ≥ 1 and the product is ≤ MAX_BLOCK_VALUES.
@@ -186,7 +199,11 @@ impl SampleBlock {
 
     /// Iterates over the values of channel `ch`.
     pub fn channel(&self, ch: usize) -> impl Iterator<Item = i32> + '_ {
-        self.values().iter().skip(ch).step_by(self.n_channels().max(1)).copied()
+        self.values()
+            .iter()
+            .skip(ch)
+            .step_by(self.n_channels().max(1))
+            .copied()
     }
 }
 
@@ -256,6 +273,10 @@ impl Gap {
 }
 
 /// One item in the acquisition ring buffer, in stream order.
+///
+/// Every item is as large as a [`SampleBlock`] on purpose: the ring is an array of fixed-size slots allocated
+/// once, so moving a block through it never touches the allocator.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Acquired {
     /// The device (re)declared itself. A new `session_id` means sample indices restart.
@@ -332,7 +353,10 @@ mod tests {
         let info = DeviceInfo {
             protocol_version: 1,
             sample_rate_hz: 10_000,
-            channels: vec![ChannelInfo { label: "a".into(), gain_nv_per_lsb: 50 }],
+            channels: vec![ChannelInfo {
+                label: "a".into(),
+                gain_nv_per_lsb: 50,
+            }],
             adc_min: -(1 << 23),
             adc_max: (1 << 23) - 1,
             firmware_version: "x".into(),

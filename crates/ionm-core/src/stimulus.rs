@@ -65,7 +65,10 @@ impl Stimulator {
 
     /// The stimulator with wire code `code`.
     pub fn from_code(code: u8) -> Self {
-        Self::NAMED.into_iter().find(|s| s.code() == code).unwrap_or(Self::Other(code))
+        Self::NAMED
+            .into_iter()
+            .find(|s| s.code() == code)
+            .unwrap_or(Self::Other(code))
     }
 
     /// A short lower-case name, e.g. `left_median`; `other_<code>` for unknown codes.

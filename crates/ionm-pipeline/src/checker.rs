@@ -32,7 +32,11 @@ impl StreamChecker {
                     && b.first_index() != next
                 {
                     stats.discontinuities.fetch_add(1, Relaxed);
-                    tracing::error!(expected = next, got = b.first_index(), "stream discontinuity without a gap");
+                    tracing::error!(
+                        expected = next,
+                        got = b.first_index(),
+                        "stream discontinuity without a gap"
+                    );
                 }
                 if b.n_channels() != self.n_channels {
                     stats.discontinuities.fetch_add(1, Relaxed);

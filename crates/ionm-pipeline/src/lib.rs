@@ -114,7 +114,14 @@ impl Pipeline {
                 .name("ionm-processing".into())
                 .spawn(move || process(consumer, &stats, &stop, &tx))?
         };
-        Ok(Self { reader: Some(handle), ingest, stats, stop, thread: Some(thread), events })
+        Ok(Self {
+            reader: Some(handle),
+            ingest,
+            stats,
+            stop,
+            thread: Some(thread),
+            events,
+        })
     }
 
     /// Counters of the reader.

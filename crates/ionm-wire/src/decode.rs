@@ -169,7 +169,12 @@ impl Default for Decoder {
 impl Decoder {
     /// A decoder with an empty buffer that expects any sequence number first.
     pub fn new() -> Self {
-        Self { buf: [0; MAX_FRAME_LEN], len: 0, expected_seq: None, stats: DecoderStats::default() }
+        Self {
+            buf: [0; MAX_FRAME_LEN],
+            len: 0,
+            expected_seq: None,
+            stats: DecoderStats::default(),
+        }
     }
 
     /// Counters since creation.
@@ -208,7 +213,12 @@ impl Decoder {
             self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
             self.len += take;
             input = &input[take..];
-            let used = Self::run(&mut self.stats, &mut self.expected_seq, &self.buf[..self.len], &mut on_event);
+            let used = Self::run(
+                &mut self.stats,
+                &mut self.expected_seq,
+                &self.buf[..self.len],
+                &mut on_event,
+            );
             self.buf.copy_within(used..self.len, 0);
             self.len -= used;
         }
@@ -257,13 +267,20 @@ impl Decoder {
             let lost = seq.wrapping_sub(expected);
             stats.sequence_gaps += 1;
             stats.frames_lost += u64::from(lost);
-            on_event(Event::SequenceGap { expected, received: seq, lost });
+            on_event(Event::SequenceGap {
+                expected,
+                received: seq,
+                lost,
+            });
         }
         *expected_seq = Some(seq.wrapping_add(1));
         let payload = &frame[HEADER_LEN..frame.len() - TRAILER_LEN];
         let Some(frame_type) = FrameType::from_code(ty).filter(|_| version == PROTOCOL_VERSION) else {
             stats.unsupported += 1;
-            on_event(Event::Unsupported { version, frame_type: ty });
+            on_event(Event::Unsupported {
+                version,
+                frame_type: ty,
+            });
             return;
         };
         let parsed = match frame_type {
@@ -276,7 +293,10 @@ impl Decoder {
             Ok(ev) => on_event(ev),
             Err(error) => {
                 stats.invalid += 1;
-                on_event(Event::Invalid { frame_type: ty, error });
+                on_event(Event::Invalid {
+                    frame_type: ty,
+                    error,
+                });
             }
         }
     }

@@ -26,7 +26,9 @@ impl core::fmt::Display for EncodeError {
         match self {
             Self::BufferTooSmall(n) => write!(f, "output buffer too small: the frame needs {n} bytes"),
             Self::ChannelCount(n) => write!(f, "{n} channels (1..={MAX_CHANNELS} allowed)"),
-            Self::SampleCount(n) => write!(f, "{n} sample values do not form whole instants within the limit"),
+            Self::SampleCount(n) => {
+                write!(f, "{n} sample values do not form whole instants within the limit")
+            }
             Self::StimulusCount(n) => write!(f, "{n} stimuli (1..={MAX_STIMULI_PER_FRAME} per frame)"),
             Self::TextTooLong(n) => write!(f, "text of {n} bytes is too long"),
             Self::SampleOutOfRange(v) => write!(f, "sample {v} does not fit in 24 bits"),
@@ -161,7 +163,7 @@ impl Encoder {
         if n_channels == 0 || n_channels > MAX_CHANNELS {
             return Err(EncodeError::ChannelCount(n_channels));
         }
-        if values.is_empty() || values.len() % n_channels != 0 || values.len() > MAX_SAMPLE_VALUES {
+        if values.is_empty() || !values.len().is_multiple_of(n_channels) || values.len() > MAX_SAMPLE_VALUES {
             return Err(EncodeError::SampleCount(values.len()));
         }
         if let Some(&v) = values.iter().find(|&&v| !(-(1 << 23)..(1 << 23)).contains(&v)) {

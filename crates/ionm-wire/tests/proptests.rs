@@ -6,11 +6,25 @@ use proptest::prelude::*;
 /// An owned copy of a decoder event, for comparison.
 #[derive(Debug, Clone, PartialEq)]
 enum Owned {
-    Device { rate: u32, adc: (i32, i32), session: u32, fw: String, channels: Vec<(String, u32)> },
-    Samples { first: u64, n_ch: usize, values: Vec<i32> },
+    Device {
+        rate: u32,
+        adc: (i32, i32),
+        session: u32,
+        fw: String,
+        channels: Vec<(String, u32)>,
+    },
+    Samples {
+        first: u64,
+        n_ch: usize,
+        values: Vec<i32>,
+    },
     Stimuli(Vec<Stimulus>),
     Status(Status),
-    Gap { expected: u16, received: u16, lost: u16 },
+    Gap {
+        expected: u16,
+        received: u16,
+        lost: u16,
+    },
     Invalid,
     Unsupported,
 }
@@ -28,11 +42,23 @@ fn own(ev: Event<'_>) -> Owned {
             let mut v = vec![0; s.n_values()];
             assert_eq!(s.copy_into(&mut v), s.n_values());
             assert_eq!(v, s.values().collect::<Vec<_>>());
-            Owned::Samples { first: s.first_index(), n_ch: s.n_channels(), values: v }
+            Owned::Samples {
+                first: s.first_index(),
+                n_ch: s.n_channels(),
+                values: v,
+            }
         }
         Event::Stimuli(s) => Owned::Stimuli(s.iter().collect()),
         Event::Status(s) => Owned::Status(s),
-        Event::SequenceGap { expected, received, lost } => Owned::Gap { expected, received, lost },
+        Event::SequenceGap {
+            expected,
+            received,
+            lost,
+        } => Owned::Gap {
+            expected,
+            received,
+            lost,
+        },
         Event::Invalid { .. } => Owned::Invalid,
         Event::Unsupported { .. } => Owned::Unsupported,
     }
@@ -53,8 +79,17 @@ fn decode_in_chunks(bytes: &[u8], cuts: &[usize]) -> (Vec<Owned>, DecoderStats) 
 
 #[derive(Debug, Clone)]
 enum Msg {
-    Device { rate: u32, session: u32, fw: String, channels: Vec<(String, u32)> },
-    Samples { first: u64, n_ch: usize, values: Vec<i32> },
+    Device {
+        rate: u32,
+        session: u32,
+        fw: String,
+        channels: Vec<(String, u32)>,
+    },
+    Samples {
+        first: u64,
+        n_ch: usize,
+        values: Vec<i32>,
+    },
     Stimuli(Vec<Stimulus>),
     Status(Status),
 }
@@ -65,8 +100,18 @@ fn label() -> impl Strategy<Value = String> {
 }
 
 fn msg() -> impl Strategy<Value = Msg> {
-    let device = (1u32..100_000, any::<u32>(), label(), prop::collection::vec((label(), 1u32..1000), 1..MAX_CHANNELS))
-        .prop_map(|(rate, session, fw, channels)| Msg::Device { rate, session, fw, channels });
+    let device = (
+        1u32..100_000,
+        any::<u32>(),
+        label(),
+        prop::collection::vec((label(), 1u32..1000), 1..MAX_CHANNELS),
+    )
+        .prop_map(|(rate, session, fw, channels)| Msg::Device {
+            rate,
+            session,
+            fw,
+            channels,
+        });
     let samples = (any::<u64>(), 1usize..=MAX_CHANNELS, 1usize..40).prop_flat_map(|(first, n_ch, n_s)| {
         let n_s = n_s.min(MAX_SAMPLE_VALUES / n_ch).max(1);
         prop::collection::vec(-(1i32 << 23)..(1 << 23), n_ch * n_s).prop_map(move |values| Msg::Samples {
@@ -75,12 +120,25 @@ fn msg() -> impl Strategy<Value = Msg> {
             values,
         })
     });
-    let stim = (any::<u64>(), any::<u8>(), any::<u8>(), any::<u16>(), any::<u16>()).prop_map(|(i, s, p, a, w)| {
-        Stimulus { sample_index: i, stimulator: s, pulses: p, intensity_tenths: a, pulse_width_us: w }
-    });
+    let stim =
+        (any::<u64>(), any::<u8>(), any::<u8>(), any::<u16>(), any::<u16>()).prop_map(|(i, s, p, a, w)| {
+            Stimulus {
+                sample_index: i,
+                stimulator: s,
+                pulses: p,
+                intensity_tenths: a,
+                pulse_width_us: w,
+            }
+        });
     let stimuli = prop::collection::vec(stim, 1..=MAX_STIMULI_PER_FRAME).prop_map(Msg::Stimuli);
-    let status = (any::<u64>(), prop::option::of(0u8..=100), any::<bool>(), any::<u64>(), any::<u64>()).prop_map(
-        |(i, b, f, s, z)| {
+    let status = (
+        any::<u64>(),
+        prop::option::of(0u8..=100),
+        any::<bool>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(i, b, f, s, z)| {
             Msg::Status(Status {
                 sample_index: i,
                 battery_percent: b,
@@ -88,17 +146,26 @@ fn msg() -> impl Strategy<Value = Msg> {
                 saturated: s,
                 impedance_high: z,
             })
-        },
-    );
+        });
     prop_oneof![device, samples, stimuli, status]
 }
 
 fn encode(enc: &mut Encoder, m: &Msg, out: &mut Vec<u8>) -> Owned {
     let mut buf = vec![0u8; MAX_FRAME_LEN];
     let (n, owned) = match m {
-        Msg::Device { rate, session, fw, channels } => {
-            let ch: Vec<ChannelDesc<'_>> =
-                channels.iter().map(|(l, g)| ChannelDesc { label: l, gain_nv_per_lsb: *g }).collect();
+        Msg::Device {
+            rate,
+            session,
+            fw,
+            channels,
+        } => {
+            let ch: Vec<ChannelDesc<'_>> = channels
+                .iter()
+                .map(|(l, g)| ChannelDesc {
+                    label: l,
+                    gain_nv_per_lsb: *g,
+                })
+                .collect();
             let d = DeviceDesc {
                 sample_rate_hz: *rate,
                 adc_min: -(1 << 23),
@@ -121,7 +188,11 @@ fn encode(enc: &mut Encoder, m: &Msg, out: &mut Vec<u8>) -> Owned {
         }
         Msg::Samples { first, n_ch, values } => (
             enc.samples(&mut buf, *first, *n_ch, values).unwrap(),
-            Owned::Samples { first: *first, n_ch: *n_ch, values: values.clone() },
+            Owned::Samples {
+                first: *first,
+                n_ch: *n_ch,
+                values: values.clone(),
+            },
         ),
         Msg::Stimuli(s) => (enc.stimuli(&mut buf, s).unwrap(), Owned::Stimuli(s.clone())),
         Msg::Status(s) => (enc.status(&mut buf, s).unwrap(), Owned::Status(*s)),
@@ -213,7 +284,15 @@ fn sequence_wraps_without_a_gap() {
     enc.skip(u16::MAX - 1);
     let mut bytes = Vec::new();
     for i in 0..4u64 {
-        encode(&mut enc, &Msg::Samples { first: i, n_ch: 1, values: vec![1] }, &mut bytes);
+        encode(
+            &mut enc,
+            &Msg::Samples {
+                first: i,
+                n_ch: 1,
+                values: vec![1],
+            },
+            &mut bytes,
+        );
     }
     let (got, stats) = decode_in_chunks(&bytes, &[]);
     assert_eq!(got.len(), 4);
@@ -224,11 +303,34 @@ fn sequence_wraps_without_a_gap() {
 fn lost_frames_are_reported_with_their_count() {
     let mut enc = Encoder::new();
     let mut bytes = Vec::new();
-    encode(&mut enc, &Msg::Samples { first: 0, n_ch: 1, values: vec![1] }, &mut bytes);
+    encode(
+        &mut enc,
+        &Msg::Samples {
+            first: 0,
+            n_ch: 1,
+            values: vec![1],
+        },
+        &mut bytes,
+    );
     enc.skip(5);
-    encode(&mut enc, &Msg::Samples { first: 6, n_ch: 1, values: vec![2] }, &mut bytes);
+    encode(
+        &mut enc,
+        &Msg::Samples {
+            first: 6,
+            n_ch: 1,
+            values: vec![2],
+        },
+        &mut bytes,
+    );
     let (got, stats) = decode_in_chunks(&bytes, &[]);
-    assert_eq!(got[1], Owned::Gap { expected: 1, received: 6, lost: 5 });
+    assert_eq!(
+        got[1],
+        Owned::Gap {
+            expected: 1,
+            received: 6,
+            lost: 5
+        }
+    );
     assert_eq!(stats.frames_lost, 5);
 }
 
@@ -236,7 +338,15 @@ fn lost_frames_are_reported_with_their_count() {
 fn unknown_version_and_type_are_skipped_not_misread() {
     let mut enc = Encoder::new();
     let mut bytes = Vec::new();
-    encode(&mut enc, &Msg::Samples { first: 0, n_ch: 1, values: vec![1] }, &mut bytes);
+    encode(
+        &mut enc,
+        &Msg::Samples {
+            first: 0,
+            n_ch: 1,
+            values: vec![1],
+        },
+        &mut bytes,
+    );
     // Re-stamp the frame as version 2 and fix its CRC: a future device.
     bytes[2] = 2;
     let body = bytes.len() - TRAILER_LEN;
@@ -253,7 +363,15 @@ fn header_claiming_a_huge_payload_is_not_waited_for() {
     // buffer tens of kilobytes, so the valid frame right behind it is delivered in the same call.
     let mut bytes = vec![0xA5, 0x5A, 1, 2, 0, 0, 0xFF, 0xFF];
     let mut enc = Encoder::new();
-    let want = encode(&mut enc, &Msg::Samples { first: 9, n_ch: 2, values: vec![-1, 1] }, &mut bytes);
+    let want = encode(
+        &mut enc,
+        &Msg::Samples {
+            first: 9,
+            n_ch: 2,
+            values: vec![-1, 1],
+        },
+        &mut bytes,
+    );
     let (got, _) = decode_in_chunks(&bytes, &[]);
     assert_eq!(got, vec![want]);
 }
@@ -262,10 +380,19 @@ fn header_claiming_a_huge_payload_is_not_waited_for() {
 fn encoder_rejects_what_does_not_fit() {
     let mut enc = Encoder::new();
     let mut small = [0u8; 10];
-    assert!(matches!(enc.samples(&mut small, 0, 1, &[1]), Err(EncodeError::BufferTooSmall(_))));
+    assert!(matches!(
+        enc.samples(&mut small, 0, 1, &[1]),
+        Err(EncodeError::BufferTooSmall(_))
+    ));
     let mut buf = vec![0u8; MAX_FRAME_LEN];
-    assert_eq!(enc.samples(&mut buf, 0, 1, &[1 << 23]), Err(EncodeError::SampleOutOfRange(1 << 23)));
-    assert_eq!(enc.samples(&mut buf, 0, 3, &[1, 2]), Err(EncodeError::SampleCount(2)));
+    assert_eq!(
+        enc.samples(&mut buf, 0, 1, &[1 << 23]),
+        Err(EncodeError::SampleOutOfRange(1 << 23))
+    );
+    assert_eq!(
+        enc.samples(&mut buf, 0, 3, &[1, 2]),
+        Err(EncodeError::SampleCount(2))
+    );
     assert_eq!(enc.stimuli(&mut buf, &[]), Err(EncodeError::StimulusCount(0)));
     assert_eq!(enc.next_seq(), 0, "failed frames consume no sequence number");
 }

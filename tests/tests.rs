@@ -1,0 +1,5 @@
+//! End-to-end tests of the `ionm` binary against `firmware-sim`, over real serial APIs (pseudo-terminals).
+//! One test binary, as ripgrep does; helpers in `util`.
+
+mod serial;
+mod util;
