@@ -14,7 +14,9 @@ fn stream(n_channels: usize, samples_per_frame: usize, frames: usize) -> Vec<u8>
         for (i, v) in values.iter_mut().enumerate() {
             *v = ((i * 7919 + f * 104_729) % (1 << 23)) as i32 - (1 << 22);
         }
-        let n = enc.samples(&mut buf, (f * samples_per_frame) as u64, n_channels, &values).unwrap();
+        let n = enc
+            .samples(&mut buf, (f * samples_per_frame) as u64, n_channels, &values)
+            .unwrap();
         out.extend_from_slice(&buf[..n]);
         if f % 10 == 0 {
             let s = Stimulus {
