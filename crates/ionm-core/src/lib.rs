@@ -10,8 +10,10 @@
 //! - [`DeviceStatus`]: battery, saturation and impedance flags.
 //! - [`Gap`]: data that did not arrive. Gaps are always explicit: nothing downstream stitches over them.
 //! - [`Acquired`]: the one item type that a source pushes into the acquisition ring buffer.
+//! - [`events::Event`]: the typed event stream (averages, baselines, alarms, markers…) in stream time.
 //! - [`Rng`]: a small deterministic generator (xoshiro256++) so that seeded simulations are reproducible everywhere.
 
+pub mod events;
 mod rng;
 mod stimulus;
 
