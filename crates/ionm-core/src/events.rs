@@ -132,6 +132,10 @@ pub struct AverageEvent {
     pub fsp: Option<f64>,
     /// Residual noise from the ± average, µV RMS.
     pub residual_noise_uv: Option<f64>,
+    /// Why the clinical criteria were not applied to this average (a technical alarm on its channel, no
+    /// baseline yet…); `None` when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
     /// The average itself, when the sink asks for waveforms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waveform: Option<Waveform>,
@@ -264,8 +268,15 @@ pub struct AlarmEvent {
 }
 
 /// Surgical steps offered as one-click markers.
-pub const SURGICAL_MARKERS: [&str; 7] =
-    ["incision", "exposure", "instrumentation", "correction", "distraction", "closure", "baseline"];
+pub const SURGICAL_MARKERS: [&str; 7] = [
+    "incision",
+    "exposure",
+    "instrumentation",
+    "correction",
+    "distraction",
+    "closure",
+    "baseline",
+];
 
 /// A surgical or user marker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
