@@ -1,11 +1,12 @@
-//! `ionm`: the command-line entry point. Thin: argument parsing, logging set-up, and the run loops in [`run`].
+//! `ionm`: the command-line entry point. Thin: argument parsing, logging set-up, and the run loop in [`run`].
 
 mod events;
 mod run;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use firmware_sim::transmit::Speed;
+use ionm_io::ReplaySpeed;
 use std::path::PathBuf;
 
 /// Open intraoperative neuromonitoring: evoked-potential acquisition, averaging and alarms.
@@ -23,23 +24,36 @@ enum Command {
     Live(LiveArgs),
     /// Run the built-in simulator in process, through the same decoder and pipeline as a device.
     Demo(DemoArgs),
+    /// Replay a capture of wire bytes (e.g. `firmware-sim --speed max > case.ionmraw`) through the pipeline.
+    Replay(ReplayArgs),
     /// List the serial ports the system knows of.
     Ports,
+    /// List the built-in protocols, or print one.
+    Protocols {
+        /// Print this preset's TOML.
+        name: Option<String>,
+    },
 }
 
 /// Options shared by every run.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
+    /// Protocol: a built-in name (`ionm protocols`) or a TOML file.
+    #[arg(long, default_value = "sim-default")]
+    pub protocol: String,
     /// Write the event stream as JSON Lines to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// No window: print per-second statistics and events to the terminal.
+    /// Keep the averages' waveforms in the JSON Lines events.
+    #[arg(long)]
+    pub events_waveforms: bool,
+    /// No window: print alarms and statistics to the terminal.
     #[arg(long)]
     pub headless: bool,
     /// Stop after this many seconds of wall time.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
-    /// Print per-second statistics as well when not headless.
+    /// No per-second statistics line.
     #[arg(long)]
     pub quiet: bool,
 }
@@ -76,6 +90,20 @@ struct DemoArgs {
     /// realtime, max, or a factor.
     #[arg(long, default_value = "realtime")]
     speed: Speed,
+    /// Seconds of simulated signal (default: the scenario's duration, or until stopped).
+    #[arg(long, value_name = "SECONDS")]
+    sim_seconds: Option<f64>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The capture to replay.
+    file: PathBuf,
+    /// realtime, max, or a factor such as 10.
+    #[arg(long, default_value = "max")]
+    speed: ReplaySpeed,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -93,26 +121,60 @@ fn main() -> Result<()> {
             let source: Box<dyn ionm_io::ByteSource> = match (&a.port, &a.tcp) {
                 (_, Some(addr)) => Box::new(ionm_io::TcpSource::new(addr.clone())),
                 (Some(p), None) => Box::new(ionm_io::SerialSource::new(p.clone(), a.baud)),
-                (None, None) => unreachable!("clap requires --port or --tcp"),
+                (None, None) => anyhow::bail!("give --port or --tcp"),
             };
-            run::run(source, &a.run)
+            run::run(
+                run::Input::Live {
+                    source,
+                    lossless: false,
+                },
+                &a.run,
+            )
         }
         Some(Command::Demo(a)) => {
-            let sim = run::demo_source(&a.scenario, a.channels, a.rate, a.seed, a.speed)?;
-            run::run(sim, &a.run)
+            let source = run::demo_source(&a.scenario, a.channels, a.rate, a.seed, a.speed, a.sim_seconds)?;
+            run::run(
+                run::Input::Live {
+                    source,
+                    lossless: a.speed != Speed::Realtime,
+                },
+                &a.run,
+            )
+        }
+        Some(Command::Replay(a)) => {
+            let f =
+                std::fs::File::open(&a.file).with_context(|| format!("cannot open {}", a.file.display()))?;
+            let source: Box<dyn ionm_io::ItemSource> = Box::new(ionm_io::CaptureSource::new(
+                a.file.display().to_string(),
+                std::io::BufReader::new(f),
+            ));
+            run::run(
+                run::Input::Replay {
+                    source,
+                    speed: a.speed,
+                },
+                &a.run,
+            )
         }
         Some(Command::Ports) => run::ports(),
+        Some(Command::Protocols { name }) => run::protocols(name.as_deref()),
         None => {
             // The main job: the built-in simulator in real time. (The dashboard opens here once it exists.)
-            let sim = run::demo_source("ssep-stable", 16, 10_000, 1, Speed::Realtime)?;
+            let source = run::demo_source("ssep-stable", 16, 10_000, 1, Speed::Realtime, None)?;
+            let args = RunArgs {
+                protocol: "sim-default".into(),
+                events: None,
+                events_waveforms: false,
+                headless: true,
+                duration: None,
+                quiet: false,
+            };
             run::run(
-                sim,
-                &RunArgs {
-                    events: None,
-                    headless: true,
-                    duration: None,
-                    quiet: false,
+                run::Input::Live {
+                    source,
+                    lossless: false,
                 },
+                &args,
             )
         }
     }

@@ -1,14 +1,71 @@
-//! The run loops behind `ionm live` and `ionm demo`.
+//! The run loop behind `ionm live`, `ionm demo` and `ionm replay`.
 
 use crate::RunArgs;
-use crate::events::{EventSink, Record};
-use anyhow::{Context, Result};
+use crate::events::EventSink;
+use anyhow::{Context, Result, bail};
 use firmware_sim::transmit::{SimReader, Speed, Transmitter};
 use firmware_sim::{Scenario, SimConfig, Simulator};
-use ionm_io::{ByteSource, IngestSnapshot, ReaderConfig, ReaderSource};
-use ionm_pipeline::{Pipeline, PipelineEvent, PipelineSnapshot};
+use ionm_core::events::{AlarmClass, AlarmState, Event};
+use ionm_dsp::Protocol;
+use ionm_io::{ByteSource, IngestSnapshot, ItemSource, ReaderConfig, ReaderSource, ReplaySpeed};
+use ionm_pipeline::{Pipeline, PipelineConfig, PipelineEvent, PipelineSnapshot};
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+/// Built-in protocols besides the DSP presets.
+const SIM_DEFAULT: &str = include_str!("../protocols/sim-default.toml");
+
+/// Where the data comes from.
+pub enum Input {
+    /// A byte stream (device, simulator).
+    Live {
+        /// The source.
+        source: Box<dyn ByteSource>,
+        /// Wait for room in the ring instead of dropping (simulator faster than real time).
+        lossless: bool,
+    },
+    /// A recording or capture.
+    Replay {
+        /// The source.
+        source: Box<dyn ItemSource>,
+        /// Speed.
+        speed: ReplaySpeed,
+    },
+}
+
+/// Loads a protocol by preset name or file.
+pub fn load_protocol(name: &str) -> Result<Protocol> {
+    if name == "sim-default" {
+        return Protocol::from_toml_str(SIM_DEFAULT).context("the built-in sim-default protocol");
+    }
+    if let Some(p) = Protocol::preset(name) {
+        return Ok(p);
+    }
+    let path = std::path::Path::new(name);
+    if !path.exists() {
+        bail!("{name:?} is neither a built-in protocol (see `ionm protocols`) nor a file");
+    }
+    Protocol::from_file(path).with_context(|| format!("in protocol file {name}"))
+}
+
+/// `ionm protocols [NAME]`.
+pub fn protocols(name: Option<&str>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let names = ["sim-default", "ssep-upper", "ssep-lower", "mep", "baep"];
+    match name {
+        None => {
+            for n in names {
+                writeln!(out, "{n}")?;
+            }
+        }
+        Some("sim-default") => write!(out, "{SIM_DEFAULT}")?,
+        Some(n) => match Protocol::preset_text(n) {
+            Some(t) => write!(out, "{t}")?,
+            None => bail!("no built-in protocol {n:?} (known: {})", names.join(", ")),
+        },
+    }
+    Ok(())
+}
 
 /// The in-process simulator as a byte source, so that `ionm demo` exercises the same decoder as a device.
 pub fn demo_source(
@@ -17,8 +74,9 @@ pub fn demo_source(
     rate: u32,
     seed: u64,
     speed: Speed,
+    seconds: Option<f64>,
 ) -> Result<Box<dyn ByteSource>> {
-    let scenario = match Scenario::builtin(scenario) {
+    let mut scenario = match Scenario::builtin(scenario) {
         Some(s) => s,
         None => {
             let text = std::fs::read_to_string(scenario).with_context(|| {
@@ -27,8 +85,11 @@ pub fn demo_source(
             Scenario::from_toml(&text).with_context(|| format!("in scenario file {scenario}"))?
         }
     };
+    if let Some(s) = seconds {
+        scenario.set_duration_s(Some(s));
+    }
     let name = format!("simulator ({})", scenario.name());
-    let sim = Simulator::new(SimConfig {
+    let mut sim = Simulator::new(SimConfig {
         channels,
         sample_rate_hz: rate,
         seed,
@@ -36,6 +97,8 @@ pub fn demo_source(
         scenario,
     })
     .context("cannot configure the simulator")?;
+    // Nobody reads the truth in a demo: keep memory flat on long runs.
+    sim.set_record_sweeps(false);
     Ok(Box::new(ReaderSource::new(
         name,
         SimReader::new(Transmitter::new(sim), speed),
@@ -68,22 +131,27 @@ impl Terminal {
     }
 }
 
-fn stream_s(p: &PipelineSnapshot) -> f64 {
-    if p.sample_rate_hz == 0 {
-        0.0
-    } else {
-        p.stream_index as f64 / p.sample_rate_hz as f64
-    }
+fn clock(stream_s: f64) -> String {
+    let s = stream_s.max(0.0);
+    format!(
+        "{:02}:{:02}:{:04.1}",
+        (s / 3600.0) as u64,
+        ((s / 60.0) as u64) % 60,
+        s % 60.0
+    )
 }
 
 fn stats_line(wall: f64, i: &IngestSnapshot, p: &PipelineSnapshot, per_s: u64) -> String {
+    let stream = if p.sample_rate_hz == 0 {
+        0.0
+    } else {
+        p.stream_index as f64 / p.sample_rate_hz as f64
+    };
     format!(
-        "t={wall:7.1}s stream={:8.2}s frames={} samples={} ({}/s) stimuli={} gaps={} ({} samples) crc={} \
+        "t={wall:7.1}s stream={stream:8.2}s frames={} samples={} ({per_s}/s) stimuli={} gaps={} ({} samples) crc={} \
          discarded={}B lost_frames={} rejected={} overruns={} queue={} (max {}) decode={}µs (max {}µs){}",
-        stream_s(p),
         i.frames,
         p.samples,
-        per_s,
         p.stimuli,
         p.gaps,
         i.gap_samples,
@@ -100,9 +168,60 @@ fn stats_line(wall: f64, i: &IngestSnapshot, p: &PipelineSnapshot, per_s: u64) -
     )
 }
 
-/// Runs the pipeline on `source` until it ends, `--duration` passes, or Ctrl-C.
-pub fn run(source: Box<dyn ByteSource>, args: &RunArgs) -> Result<()> {
-    let mut sink = args.events.as_deref().map(EventSink::open).transpose()?;
+/// One terminal line for the events a person must see: alarms, baselines, gaps, link changes, markers.
+fn describe(e: &Event) -> Option<String> {
+    let t = clock(e.stream_s());
+    Some(match e {
+        Event::Alarm(a) => {
+            let class = match (a.class, a.state) {
+                (AlarmClass::Clinical, AlarmState::Raised) => "CLINICAL ALARM",
+                (AlarmClass::Technical, AlarmState::Raised) => "technical alarm",
+                (AlarmClass::Clinical, _) => "clinical alarm",
+                (AlarmClass::Technical, _) => "technical alarm",
+            };
+            format!("[{t}] {class} #{}: {}", a.id, a.message)
+        }
+        Event::Baseline(b) => format!(
+            "[{t}] baseline #{} ({:?}) {}: {} µV at {} ms, {} sweeps, Fsp {}",
+            b.number,
+            b.origin,
+            b.trace,
+            b.amplitude_uv.map_or("-".into(), |v| format!("{v:.2}")),
+            b.latency_ms.map_or("-".into(), |v| format!("{v:.2}")),
+            b.sweeps,
+            b.fsp.map_or("-".into(), |v| format!("{v:.1}"))
+        ),
+        Event::Gap { gap, .. } => format!(
+            "[{t}] gap: samples {}..{} ({} samples, {} frames, {:?})",
+            gap.from,
+            gap.to,
+            gap.samples(),
+            gap.frames,
+            gap.cause
+        ),
+        Event::Link { link, .. } => {
+            format!("[{t}] link: {}", serde_json::to_string(link).unwrap_or_default())
+        }
+        Event::Device { device, .. } => format!(
+            "[{t}] device: {} channels at {} Hz, firmware {:?}, session {}",
+            device.n_channels(),
+            device.sample_rate_hz,
+            device.firmware_version,
+            device.session_id
+        ),
+        Event::Marker(m) => format!("[{t}] marker {}: {}", m.kind, m.text),
+        _ => return None,
+    })
+}
+
+/// Runs the pipeline until the input ends, `--duration` passes, or Ctrl-C.
+pub fn run(input: Input, args: &RunArgs) -> Result<()> {
+    let protocol = load_protocol(&args.protocol)?;
+    let mut sink = args
+        .events
+        .as_deref()
+        .map(|p| EventSink::open(p, args.events_waveforms))
+        .transpose()?;
     let to_stdout = args
         .events
         .as_deref()
@@ -117,7 +236,33 @@ pub fn run(source: Box<dyn ByteSource>, args: &RunArgs) -> Result<()> {
     if !args.headless {
         tracing::warn!("the dashboard is not built yet: running headless");
     }
-    let pipeline = Pipeline::start(source, ReaderConfig::default()).context("cannot start the pipeline")?;
+    let config = PipelineConfig::new(protocol);
+    let (pipeline, progress) = match input {
+        Input::Live { source, lossless } => {
+            let reader = ReaderConfig {
+                lossless,
+                ..Default::default()
+            };
+            (
+                Pipeline::start(source, reader, config).context("cannot start the pipeline")?,
+                None,
+            )
+        }
+        Input::Replay { source, speed } => {
+            let duration = source.duration_s();
+            let p = Pipeline::replay(source, speed, config).context("cannot start the replay")?;
+            let bar = match duration {
+                Some(d) => indicatif::ProgressBar::new((d * 10.0) as u64),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            (p, Some(bar))
+        }
+    };
     let started = Instant::now();
     let deadline = args
         .duration
@@ -126,7 +271,7 @@ pub fn run(source: Box<dyn ByteSource>, args: &RunArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let mut prev_samples = 0;
-    let mut finished = false;
+    let mut fatal = None;
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -139,24 +284,39 @@ pub fn run(source: Box<dyn ByteSource>, args: &RunArgs) -> Result<()> {
                     tracing::info!("interrupted");
                     break;
                 }
-                _ = tick.tick() => {
+                _ = tick.tick(), if progress.is_none() && !args.quiet => {
                     let wall = started.elapsed().as_secs_f64();
                     let i = pipeline.ingest().snapshot_and_reset_max();
                     let p = pipeline.stats().snapshot();
-                    if !args.quiet {
-                        term.line(format_args!("{}", stats_line(wall, &i, &p, p.samples - prev_samples)));
-                    }
+                    term.line(format_args!("{}", stats_line(wall, &i, &p, p.samples - prev_samples)));
                     prev_samples = p.samples;
-                    if let Some(s) = sink.as_mut() {
-                        s.write(&Record::Stats { wall_s: wall, stream_s: stream_s(&p), ingest: &i, pipeline: &p })?;
-                    }
                 }
                 _ = poll.tick() => {
-                    if drain(&pipeline, started, &mut sink, &mut term)? {
-                        finished = true;
-                        break;
+                    let mut done = false;
+                    for ev in pipeline.events().try_iter() {
+                        match ev {
+                            PipelineEvent::Event(e) => {
+                                if let Some(s) = sink.as_mut() {
+                                    s.write(&e)?;
+                                }
+                                if let Some(line) = describe(&e) {
+                                    match &progress {
+                                        Some(bar) => bar.println(line),
+                                        None => term.line(format_args!("{line}")),
+                                    }
+                                }
+                            }
+                            PipelineEvent::Fatal(msg) => fatal = Some(msg),
+                            PipelineEvent::Finished => done = true,
+                        }
                     }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if let (Some(bar), Some(ctl)) = (&progress, pipeline.replay_control()) {
+                        let pos = ctl.position_s();
+                        bar.set_position((pos * 10.0) as u64);
+                        let rt_factor = pos / started.elapsed().as_secs_f64().max(1e-3);
+                        bar.set_message(format!("{} stream, {rt_factor:.0}× real time", clock(pos)));
+                    }
+                    if done || deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
                 }
@@ -164,18 +324,27 @@ pub fn run(source: Box<dyn ByteSource>, args: &RunArgs) -> Result<()> {
         }
         anyhow::Ok(())
     })?;
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let wall = started.elapsed().as_secs_f64();
     let ingest = pipeline.ingest().clone();
     let stats = pipeline.stats().clone();
-    // Stop the reader, let the processing thread drain the ring, then publish what is left.
-    let wall = started.elapsed().as_secs_f64();
-    let events: Vec<PipelineEvent> = {
-        let rx_pipeline = pipeline;
-        let leftover: Vec<PipelineEvent> = rx_pipeline.events().try_iter().collect();
-        rx_pipeline.stop();
-        leftover
-    };
-    for ev in events {
-        publish(&ev, wall, &stats.snapshot(), &mut sink, &mut term)?;
+    // Stop the source, let the processing thread drain and finish, then publish what is left.
+    let rx_events = pipeline.stop();
+    for ev in rx_events {
+        match ev {
+            PipelineEvent::Event(e) => {
+                if let Some(s) = sink.as_mut() {
+                    s.write(&e)?;
+                }
+                if let Some(line) = describe(&e) {
+                    term.line(format_args!("{line}"));
+                }
+            }
+            PipelineEvent::Fatal(msg) => fatal = Some(msg),
+            PipelineEvent::Finished => {}
+        }
     }
     let i = ingest.snapshot();
     let p = stats.snapshot();
@@ -184,86 +353,19 @@ pub fn run(source: Box<dyn ByteSource>, args: &RunArgs) -> Result<()> {
     } else {
         0
     };
-    term.line(format_args!(
-        "summary: {}{}",
-        stats_line(wall, &i, &p, mean),
-        if finished { " (source ended)" } else { "" }
-    ));
-    if let Some(s) = sink.as_mut() {
-        s.write(&Record::Summary {
-            wall_s: wall,
-            stream_s: stream_s(&p),
-            ingest: &i,
-            pipeline: &p,
-        })?;
+    term.line(format_args!("summary: {}", stats_line(wall, &i, &p, mean)));
+    if p.sample_rate_hz > 0 && wall > 0.0 {
+        let stream = p.stream_index as f64 / p.sample_rate_hz as f64;
+        let busy = p.process_ns_total as f64 * 1e-9;
+        term.line(format_args!(
+            "summary: {stream:.1} s of signal in {wall:.2} s ({:.1}× real time); processing thread busy {busy:.2} s \
+             ({:.2}% of one core per second of signal)",
+            stream / wall,
+            100.0 * busy / stream.max(1e-9)
+        ));
     }
-    Ok(())
-}
-
-/// Publishes pending pipeline events; true when the pipeline has finished.
-fn drain(
-    pipeline: &Pipeline,
-    started: Instant,
-    sink: &mut Option<EventSink>,
-    term: &mut Terminal,
-) -> Result<bool> {
-    let wall = started.elapsed().as_secs_f64();
-    let p = pipeline.stats().snapshot();
-    let mut done = false;
-    for ev in pipeline.events().try_iter() {
-        done |= matches!(ev, PipelineEvent::Finished);
-        publish(&ev, wall, &p, sink, term)?;
-    }
-    Ok(done)
-}
-
-fn publish(
-    ev: &PipelineEvent,
-    wall_s: f64,
-    p: &PipelineSnapshot,
-    sink: &mut Option<EventSink>,
-    term: &mut Terminal,
-) -> Result<()> {
-    let stream = stream_s(p);
-    let record = match ev {
-        PipelineEvent::Device(d) => {
-            term.line(format_args!(
-                "device: {} channels at {} Hz, firmware {:?}, session {}",
-                d.n_channels(),
-                d.sample_rate_hz,
-                d.firmware_version,
-                d.session_id
-            ));
-            Record::Device { wall_s, device: d }
-        }
-        PipelineEvent::Link(l) => {
-            term.line(format_args!("link: {}", serde_json::to_string(l)?));
-            Record::Link {
-                wall_s,
-                stream_s: stream,
-                link: l,
-            }
-        }
-        PipelineEvent::Gap(g) => {
-            term.line(format_args!(
-                "gap: samples {}..{} ({} samples, {} frames, {:?})",
-                g.from,
-                g.to,
-                g.samples(),
-                g.frames,
-                g.cause
-            ));
-            Record::Gap {
-                wall_s,
-                stream_s: stream,
-                gap: g,
-            }
-        }
-        PipelineEvent::Status(s) => Record::Status { wall_s, status: s },
-        PipelineEvent::Finished => return Ok(()),
-    };
-    if let Some(s) = sink.as_mut() {
-        s.write(&record)?;
+    if let Some(msg) = fatal {
+        bail!("{msg}");
     }
     Ok(())
 }

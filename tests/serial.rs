@@ -25,17 +25,17 @@ fn ten_seconds_over_a_pty_arrive_complete_and_contiguous() {
     assert!(status.success());
     let ev = read_events(&events);
     let s = summary(&ev);
-    assert_eq!(u(s, &["ingest", "crc_errors"]), 0, "{s}");
-    assert_eq!(u(s, &["ingest", "frames_lost"]), 0, "{s}");
-    assert_eq!(u(s, &["ingest", "gaps"]), 0, "{s}");
-    assert_eq!(u(s, &["ingest", "overruns"]), 0, "{s}");
-    assert_eq!(u(s, &["pipeline", "discontinuities"]), 0, "{s}");
+    assert_eq!(u(s, &["link", "crc_errors"]), 0, "{s}");
+    assert_eq!(u(s, &["link", "frames_lost"]), 0, "{s}");
+    assert_eq!(u(s, &["gaps"]), 0, "{s}");
+    assert_eq!(u(s, &["link", "overruns"]), 0, "{s}");
+    assert_eq!(u(s, &["discontinuities"]), 0, "{s}");
     assert!(of_type(&ev, "gap").is_empty());
     // 10 s at 10 kHz; allow for start-up (opening the port, waiting for the first device-info frame).
-    let samples = u(s, &["pipeline", "samples"]);
+    let samples = u(s, &["samples"]);
     assert!(samples >= 85_000, "only {samples} samples in 10 s");
     // Every sample accepted is in one contiguous run from the first block to the last.
-    let stimuli = u(s, &["pipeline", "stimuli"]);
+    let stimuli = u(s, &["stimuli"]);
     assert!(
         stimuli > 100,
         "{stimuli} stimuli: interleaved 4.7 Hz stimulation expected"
@@ -67,12 +67,8 @@ fn a_corrupted_link_is_survived_and_its_losses_reported() {
     assert!(status.success(), "ionm must not fail on a corrupted stream");
     let ev = read_events(&events);
     let s = summary(&ev);
-    assert!(u(s, &["ingest", "crc_errors"]) > 0, "{s}");
-    assert_eq!(
-        u(s, &["pipeline", "discontinuities"]),
-        0,
-        "nothing may be stitched: {s}"
-    );
+    assert!(u(s, &["link", "crc_errors"]) > 0, "{s}");
+    assert_eq!(u(s, &["discontinuities"]), 0, "nothing may be stitched: {s}");
     let gaps = of_type(&ev, "gap");
     assert!(!gaps.is_empty());
     for g in &gaps {
@@ -80,10 +76,14 @@ fn a_corrupted_link_is_survived_and_its_losses_reported() {
         assert!(from < to, "a gap names its sample range: {g}");
         assert_eq!(g["gap"]["cause"], "lost_frames");
     }
-    // The stream goes on: samples keep arriving in the second half of the run.
-    let stats = of_type(&ev, "stats");
-    let mid = u(stats[stats.len() / 2], &["pipeline", "samples"]);
-    assert!(u(s, &["pipeline", "samples"]) > mid + 10_000, "{s}");
+    // The stream goes on: most data arrives, and losses are still being reported at the end of the run.
+    let end = s["stream_s"].as_f64().unwrap();
+    assert!(u(s, &["samples"]) > 40_000, "{s}");
+    let last_gap = gaps
+        .iter()
+        .map(|g| g["stream_s"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(last_gap > end - 3.0, "gaps stopped at {last_gap} s of {end} s");
 }
 
 #[test]
@@ -148,19 +148,14 @@ fn silence_and_a_device_restart_behind_the_same_path_are_survived() {
         devices[0]["device"]["session_id"],
         devices[1]["device"]["session_id"]
     );
-    // Samples resume after the reconnect without restarting ionm.
+    // Samples resume after the reconnect without restarting ionm: stream time runs on from the new session.
     let s = summary(&ev);
-    let at_reconnect = reconnected["wall_s"].as_f64().unwrap();
-    let before: u64 = of_type(&ev, "stats")
-        .iter()
-        .filter(|r| r["wall_s"].as_f64().unwrap() <= at_reconnect)
-        .map(|r| u(r, &["pipeline", "samples"]))
-        .max()
-        .unwrap();
+    let restart_s = devices[1]["stream_s"].as_f64().unwrap();
     assert!(
-        u(s, &["pipeline", "samples"]) > before + 20_000,
+        s["stream_s"].as_f64().unwrap() > restart_s + 2.0,
         "samples did not resume: {s}"
     );
-    assert_eq!(u(s, &["pipeline", "discontinuities"]), 0);
-    assert!(u(s, &["ingest", "reconnects"]) >= 1);
+    let _ = reconnected;
+    assert_eq!(u(s, &["discontinuities"]), 0);
+    assert!(u(s, &["link", "reconnects"]) >= 1);
 }

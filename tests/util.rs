@@ -87,13 +87,13 @@ pub fn of_type<'a>(events: &'a [Value], ty: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == ty).collect()
 }
 
-/// The final summary record.
+/// The final stats record (written when the run ends).
 pub fn summary(events: &[Value]) -> &Value {
     events
         .iter()
         .rev()
-        .find(|e| e["type"] == "summary")
-        .expect("a summary record at the end")
+        .find(|e| e["type"] == "stats" && e["final"] == true)
+        .expect("a final stats record")
 }
 
 /// A u64 field.

@@ -134,9 +134,10 @@ fn open_link(args: &Args) -> Result<Box<dyn Write>> {
         let mut out = io::stdout().lock();
         writeln!(out, "{name}")?;
         out.flush()?;
-        // Keep the slave end open for the life of the process, so the pty survives readers coming and going.
-        std::mem::forget(slave);
-        return Ok(Box::new(master));
+        return Ok(Box::new(PtyLink {
+            master,
+            _slave: slave,
+        }));
     }
     if let Some(path) = &args.port {
         let port = serialport::new(path, args.baud)
@@ -171,6 +172,24 @@ fn open_link(args: &Args) -> Result<Box<dyn Write>> {
         return Ok(Box::new(link));
     }
     Ok(Box::new(io::stdout()))
+}
+
+/// The master end of a pty, with the slave end held open for the life of the process so the pty survives
+/// readers coming and going. When nobody reads, the pty's buffer fills and writes time out: the data is dropped,
+/// as a device with a full USB buffer would; the host discards whatever is stale when it opens the port.
+struct PtyLink {
+    master: serialport::TTYPort,
+    _slave: serialport::TTYPort,
+}
+
+impl Write for PtyLink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.master.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.master.flush()
+    }
 }
 
 /// Writes to the connected TCP client, if any; a device keeps sampling when nobody listens, so data is dropped

@@ -322,18 +322,10 @@ pub struct StatsEvent {
     pub gaps: u64,
     /// Samples missing in gaps.
     pub gap_samples: u64,
-    /// Frames with a valid CRC.
-    pub frames: u64,
-    /// CRC errors.
-    pub crc_errors: u64,
-    /// Bytes discarded while resynchronising.
-    pub bytes_discarded: u64,
-    /// Frames lost (sequence numbers).
-    pub frames_lost: u64,
-    /// Frames rejected as malformed or inconsistent.
-    pub frames_rejected: u64,
-    /// Ring-buffer overruns.
-    pub overruns: u64,
+    /// Link counters, in the final record only (they are counted by the reader thread, whose timing relative
+    /// to the stream is not deterministic during a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkTotals>,
     /// Blocks that continued the stream without a gap where one was needed (must be 0).
     pub discontinuities: u64,
     /// Sweeps accepted, all traces.
@@ -346,4 +338,27 @@ pub struct StatsEvent {
     pub averages: u64,
     /// Alarms raised (all kinds).
     pub alarms_raised: u64,
+}
+
+/// What the reader counted over a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LinkTotals {
+    /// Bytes read.
+    pub bytes: u64,
+    /// Frames with a valid CRC.
+    pub frames: u64,
+    /// CRC errors.
+    pub crc_errors: u64,
+    /// Bytes discarded while resynchronising.
+    pub bytes_discarded: u64,
+    /// Frames lost (sequence numbers).
+    pub frames_lost: u64,
+    /// Frames rejected as malformed or inconsistent.
+    pub frames_rejected: u64,
+    /// Ring-buffer overruns.
+    pub overruns: u64,
+    /// Reconnections.
+    pub reconnects: u64,
+    /// Times the signal was lost.
+    pub signal_lost: u64,
 }

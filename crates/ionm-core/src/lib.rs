@@ -322,6 +322,11 @@ pub enum LinkEvent {
         /// What the operating system or the source said.
         reason: String,
     },
+    /// The source ended for good (end of a recording or capture, a finite simulation): not a fault.
+    Ended {
+        /// Why, e.g. `end of recording`.
+        reason: String,
+    },
     /// No device-info frame arrived within the handshake timeout after connecting.
     HandshakeTimeout {
         /// The timeout that passed.

@@ -187,7 +187,13 @@ impl Assembler {
 
 fn reject(stats: &IngestStats, why: &'static str) {
     IngestStats::add(&stats.frames_rejected, 1);
-    tracing::warn!(why, "frame rejected");
+    // Joining a stream mid-way rejects every frame until the next device-info frame (≤ 1 s): not worth a
+    // warning each. Inconsistent frames are.
+    if why.contains("before any device-info") {
+        tracing::debug!(why, "frame rejected");
+    } else {
+        tracing::warn!(why, "frame rejected");
+    }
 }
 
 fn same_device(cur: &DeviceInfo, d: &DeviceInfoView<'_>) -> bool {

@@ -10,13 +10,17 @@
 //!   `ringbuf` that never blocks the reader (a full ring drops the frame, counts an overrun and reports a gap).
 //!   It watches for silence (`signal_lost` after 500 ms), times out a handshake, and reconnects with backoff when
 //!   the source disappears. [`IngestStats`] exposes every counter as atomics.
+//! - [`ItemSource`] / [`spawn_replay`]: recordings and captures ([`CaptureSource`]) replayed at a chosen
+//!   [`ReplaySpeed`] on a thread of their own, losslessly, with seeking through [`ReplayControl`].
 
 mod assemble;
+mod items;
 mod reader;
 mod source;
 mod stats;
 
 pub use assemble::Assembler;
+pub use items::{CaptureSource, ItemSource, ReplayControl, ReplaySpeed, spawn_replay};
 pub use reader::{AcquiredConsumer, ReaderConfig, ReaderHandle, spawn_reader};
 pub use source::{ByteSource, ReadOutcome, ReaderSource, SerialSource, SourceError, TcpSource, list_ports};
 pub use stats::{IngestSnapshot, IngestStats};

@@ -29,6 +29,9 @@ pub struct ReaderConfig {
     pub backoff_max: Duration,
     /// Name of the thread (every thread is named).
     pub thread_name: String,
+    /// Wait for room in the ring instead of dropping (for sources that are not real time: the in-process
+    /// simulator at max speed, captures). Never for a live device.
+    pub lossless: bool,
 }
 
 impl Default for ReaderConfig {
@@ -40,6 +43,7 @@ impl Default for ReaderConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             thread_name: "ionm-acquisition".into(),
+            lossless: false,
         }
     }
 }
@@ -100,6 +104,8 @@ pub fn spawn_reader(
             .name(config.thread_name.clone())
             .spawn(move || {
                 let mut pusher = Pusher {
+                    lossless: config.lossless,
+                    stop: stop.clone(),
                     prod,
                     overrun: None,
                     pending_device: None,
@@ -116,20 +122,28 @@ pub fn spawn_reader(
                 finished.store(true, Relaxed);
             })?
     };
-    Ok((
-        ReaderHandle {
-            stats,
-            stop,
-            finished,
-            thread: Some(thread),
-        },
-        cons,
-    ))
+    Ok((handle(stats, stop, finished, thread), cons))
+}
+
+pub(crate) fn handle(
+    stats: Arc<IngestStats>,
+    stop: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+) -> ReaderHandle {
+    ReaderHandle {
+        stats,
+        stop,
+        finished,
+        thread: Some(thread),
+    }
 }
 
 /// Pushes items without ever blocking; when the ring is full, data is dropped, counted, and reported downstream
 /// as an overrun gap as soon as there is room again.
 struct Pusher {
+    lossless: bool,
+    stop: Arc<AtomicBool>,
     prod: HeapProd<Acquired>,
     overrun: Option<(u64, u64)>,
     pending_device: Option<Arc<DeviceInfo>>,
@@ -146,8 +160,16 @@ impl Pusher {
         if self.has_pending() && !self.flush_pending() {
             return self.drop_item(item);
         }
-        if let Err(item) = self.prod.try_push(item) {
-            self.drop_item(item);
+        let mut item = item;
+        loop {
+            match self.prod.try_push(item) {
+                Ok(()) => return,
+                Err(back) if self.lossless && !self.stop.load(Relaxed) => {
+                    item = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(back) => return self.drop_item(back),
+            }
         }
     }
 
@@ -338,11 +360,13 @@ fn run(
         stats.connected.store(false, Relaxed);
         assembler.link_interrupted();
         let Some(reason) = ended else { return };
-        tracing::warn!(%reason, %what, "source disconnected");
-        pusher.push(Acquired::Link(LinkEvent::Disconnected { reason }));
         if !source.reconnectable() {
+            tracing::info!(%reason, %what, "source ended");
+            pusher.push(Acquired::Link(LinkEvent::Ended { reason }));
             return;
         }
+        tracing::warn!(%reason, %what, "source disconnected");
+        pusher.push(Acquired::Link(LinkEvent::Disconnected { reason }));
         sleep_unless_stopped(backoff, stop);
         backoff = (backoff * 2).min(cfg.backoff_max);
     }

@@ -96,6 +96,10 @@ impl ByteSource for SerialSource {
                 what: self.describe(),
                 source: e.into(),
             })?;
+        // Whatever sat in the driver's buffer before we opened is stale (and may stop mid-frame): start fresh.
+        if let Err(e) = port.clear(serialport::ClearBuffer::Input) {
+            tracing::debug!(error = %e, "could not discard stale input");
+        }
         self.port = Some(port);
         Ok(())
     }

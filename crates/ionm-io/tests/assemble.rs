@@ -180,7 +180,7 @@ fn reader_thread_delivers_a_corrupted_stream_with_counted_losses() {
     ));
     assert!(matches!(
         items.last(),
-        Some(Acquired::Link(LinkEvent::Disconnected { .. }))
+        Some(Acquired::Link(LinkEvent::Ended { .. }))
     ));
 }
 
@@ -231,7 +231,7 @@ fn a_full_ring_drops_data_as_an_explicit_overrun_gap() {
     assert!(saw_overrun);
     assert_eq!(next, 2000);
     assert!(
-        matches!(items.last(), Some(Acquired::Link(LinkEvent::Disconnected { .. }))),
+        matches!(items.last(), Some(Acquired::Link(LinkEvent::Ended { .. }))),
         "link events are kept"
     );
 }

@@ -44,9 +44,13 @@ pub struct Criteria {
     pub baseline_min_fsp: f64,
     /// Quality gate: residual noise at most this many µV (none by default).
     pub baseline_max_noise_uv: Option<f64>,
-    /// Quality gate: amplitude at least this × residual noise.
+    /// Quality gate: with Fsp passing, amplitude at least this × residual noise.
     pub baseline_min_snr: f64,
-    /// Averages that must pass the gate, in a row, before the automatic baseline is taken (the last one is used).
+    /// Quality gate on its own: amplitude at least this × residual noise passes whatever the Fsp (Fsp is low
+    /// for small late responses riding on slow EEG; a peak-to-peak of noise alone is rarely above ≈ 4×).
+    pub baseline_snr_alone: f64,
+    /// Averages that must pass the gate, in a row, before the automatic baseline is taken; the baseline is their
+    /// mean (a replicated baseline).
     pub baseline_after: u32,
 }
 
@@ -71,7 +75,8 @@ impl Criteria {
             baseline_min_fsp: 3.1,
             baseline_max_noise_uv: None,
             baseline_min_snr: 3.0,
-            baseline_after: 1,
+            baseline_snr_alone: 6.0,
+            baseline_after: 2,
         }
     }
 
@@ -83,6 +88,8 @@ impl Criteria {
             latency_ratio: None,
             loss_snr: Some(3.0),
             baseline_min_fsp: 0.0,
+            // Single sweeps vary by 30–50%: take the baseline from several.
+            baseline_after: 4,
             ..Self::ssep()
         }
     }

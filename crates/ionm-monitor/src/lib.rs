@@ -98,6 +98,8 @@ struct TraceState {
     meta: TraceMeta,
     baseline: Option<Baseline>,
     gate_passes: u32,
+    /// The latest averages that passed the quality gate in a row (at most `baseline_after`).
+    passing: Vec<AverageInput>,
     last: Option<AverageInput>,
     last_ratio: Option<f64>,
     amplitude: Criterion,
@@ -127,6 +129,7 @@ impl Monitor {
                     meta,
                     baseline: None,
                     gate_passes: 0,
+                    passing: Vec::new(),
                     last: None,
                     last_ratio: None,
                     amplitude: Criterion::default(),
@@ -171,13 +174,27 @@ impl Monitor {
         };
         // Baseline: on request (the latest average, whatever its quality: the user decides), or automatically.
         let passes_gate = a.amplitude_uv.is_some_and(|amp| {
-            a.fsp.unwrap_or(0.0) >= c.baseline_min_fsp
-                && a.residual_noise_uv.is_none_or(|n| {
-                    amp >= c.baseline_min_snr * n && c.baseline_max_noise_uv.is_none_or(|m| n <= m)
-                })
+            let noise_ok = a
+                .residual_noise_uv
+                .is_none_or(|n| c.baseline_max_noise_uv.is_none_or(|m| n <= m));
+            let snr = a
+                .residual_noise_uv
+                .map(|n| if n > 0.0 { amp / n } else { f64::INFINITY });
+            let fsp_path =
+                a.fsp.unwrap_or(0.0) >= c.baseline_min_fsp && snr.is_none_or(|s| s >= c.baseline_min_snr);
+            let snr_path = snr.is_some_and(|s| s >= c.baseline_snr_alone);
+            noise_ok && (fsp_path || snr_path)
         });
         if suspended.is_none() {
             tr.gate_passes = if passes_gate { tr.gate_passes + 1 } else { 0 };
+            if passes_gate {
+                if tr.passing.len() >= c.baseline_after.max(1) as usize {
+                    tr.passing.remove(0);
+                }
+                tr.passing.push(*a);
+            } else {
+                tr.passing.clear();
+            }
         }
         let take = tr.rebaseline_requested && a.amplitude_uv.is_some()
             || tr.baseline.is_none() && suspended.is_none() && tr.gate_passes >= c.baseline_after.max(1);
@@ -195,19 +212,37 @@ impl Monitor {
                 number,
                 origin,
                 sweeps: a.sweeps,
-                amplitude_uv: a.amplitude_uv,
-                latency_ms: a.latency_ms,
+                amplitude_uv: None,
+                latency_ms: None,
                 fsp: a.fsp,
                 residual_noise_uv: a.residual_noise_uv,
                 replaces_s: tr.baseline.as_ref().map(|b| b.stream_s),
                 waveform: waveform(),
             }));
+            // An automatic baseline is the mean of the averages that passed the gate in a row (replicated, and
+            // √n less noisy than one); a user's baseline is the average they chose.
+            let from: &[AverageInput] = if origin == BaselineOrigin::Automatic {
+                &tr.passing
+            } else {
+                std::slice::from_ref(a)
+            };
+            let mean = |f: fn(&AverageInput) -> Option<f64>| {
+                let v: Vec<f64> = from.iter().filter_map(f).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+            };
+            let amplitude_uv = mean(|x| x.amplitude_uv).unwrap_or(0.0);
+            let latency_ms = mean(|x| x.latency_ms);
             tr.baseline = Some(Baseline {
-                amplitude_uv: a.amplitude_uv.unwrap_or(0.0),
-                latency_ms: a.latency_ms,
+                amplitude_uv,
+                latency_ms,
                 stream_s: a.stream_s,
                 number,
             });
+            tr.passing.clear();
+            if let Some(Event::Baseline(ev)) = out.last_mut() {
+                ev.amplitude_uv = Some(amplitude_uv);
+                ev.latency_ms = latency_ms;
+            }
             // A new baseline restarts the comparison: pending confirmations are void; active alarms are
             // re-evaluated against it and clear through the usual hysteresis.
             for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
@@ -263,12 +298,15 @@ impl Monitor {
                 (None, None) => (false, true, None, None),
             };
         let noise = a.residual_noise_uv.unwrap_or(0.0);
+        // Lost: the primary peak is not found at all, or its amplitude is within the noise. A peak found whose
+        // paired trough is not (amplitude unmeasurable) is not a loss.
+        let found = a.latency_ms.is_some() || a.amplitude_uv.is_some();
         let lost_met = c
             .loss_snr
-            .is_some_and(|k| a.amplitude_uv.is_none_or(|amp| amp < k * noise));
+            .is_some_and(|k| !found || a.amplitude_uv.is_some_and(|amp| amp < k * noise));
         let lost_recovered = c
             .loss_snr
-            .is_none_or(|k| a.amplitude_uv.is_some_and(|amp| amp >= (k + 0.5) * noise));
+            .is_none_or(|k| found && a.amplitude_uv.is_none_or(|amp| amp >= (k + 0.5) * noise));
         let (amp_met, lat_met, amp_recovered, lat_recovered) = if c.require_both {
             let both = amp_met && lat_met;
             (false, both, true, amp_recovered || lat_recovered)
@@ -347,21 +385,26 @@ impl Monitor {
         assessment
     }
 
-    /// True when every cortical trace with a baseline (at least two) is depressed (amplitude ≤ 75% of baseline)
-    /// while every peripheral control with a baseline (at least one) keeps ≥ 80%.
+    /// True when the cortical traces are depressed together while the peripheral controls are not: at least two
+    /// cortical traces with a baseline and a measurement, three quarters of them at ≤ 80% of baseline, and the
+    /// median peripheral control at ≥ 80%. Medians and fractions, not "every", because single averages are noisy.
     fn is_systemic(&self) -> bool {
-        let ratios = |role: Role| {
+        let ratios = |role: Role| -> Vec<f64> {
             self.traces
                 .iter()
-                .filter(move |t| t.meta.role == role && t.baseline.is_some())
-                .map(|t| t.last_ratio)
+                .filter(|t| t.meta.role == role && t.baseline.is_some())
+                .filter_map(|t| t.last_ratio)
+                .collect()
         };
-        let cortical: Vec<Option<f64>> = ratios(Role::Cortical).collect();
-        let peripheral: Vec<Option<f64>> = ratios(Role::Peripheral).collect();
-        cortical.len() >= 2
-            && !peripheral.is_empty()
-            && cortical.iter().all(|r| r.is_some_and(|r| r <= 0.75))
-            && peripheral.iter().all(|r| r.is_some_and(|r| r >= 0.8))
+        let cortical = ratios(Role::Cortical);
+        let mut peripheral = ratios(Role::Peripheral);
+        if cortical.len() < 2 || peripheral.is_empty() {
+            return false;
+        }
+        let depressed = cortical.iter().filter(|&&r| r <= 0.8).count() as f64 / cortical.len() as f64;
+        peripheral.sort_by(f64::total_cmp);
+        let median = peripheral[peripheral.len() / 2];
+        depressed >= 0.75 && median >= 0.8
     }
 
     /// Takes the next average of `trace` (or of every trace) as its new baseline. The old baseline stays in the
@@ -432,9 +475,8 @@ impl Monitor {
     }
 
     /// Stream time advanced (call at least once a second of stream): time-based technical alarms clear here.
-    pub fn on_time(&mut self, stream_s: f64, crc_errors: u64, out: &mut Vec<Event>) {
-        self.technical
-            .on_time(stream_s, crc_errors, &mut self.next_id, out);
+    pub fn on_time(&mut self, stream_s: f64, out: &mut Vec<Event>) {
+        self.technical.on_time(stream_s, out);
     }
 }
 

@@ -17,7 +17,7 @@ const FLAT_CLEAR: f64 = 0.1;
 /// Consecutive status reports with a channel saturated before `saturation` is raised, and clean ones to clear.
 const SAT_RAISE: u32 = 2;
 const SAT_CLEAR: u32 = 2;
-/// Link errors: this many lost-frame gaps or CRC errors within `LINK_WINDOW_S` raise `link_errors`.
+/// Link errors: this many lost-frame gaps within `LINK_WINDOW_S` raise `link_errors`.
 const LINK_ERRORS: usize = 5;
 const LINK_WINDOW_S: f64 = 10.0;
 /// An overrun alarm clears this long after the last overrun.
@@ -79,7 +79,6 @@ pub(crate) struct Technical {
     last_overrun_s: f64,
     link_errors: Option<Active>,
     link_marks: VecDeque<f64>,
-    last_crc: u64,
     raised: u64,
 }
 
@@ -102,7 +101,6 @@ impl Technical {
             last_overrun_s: f64::NEG_INFINITY,
             link_errors: None,
             link_marks: VecDeque::with_capacity(LINK_ERRORS + 1),
-            last_crc: 0,
             raised: 0,
         }
     }
@@ -343,7 +341,7 @@ impl Technical {
                 Some(*silent_ms as f64 / 1000.0),
                 out,
             ),
-            LinkEvent::Connected { .. } => {}
+            LinkEvent::Connected { .. } | LinkEvent::Ended { .. } => {}
         }
     }
 
@@ -407,19 +405,10 @@ impl Technical {
         }
     }
 
-    pub(crate) fn on_time(
-        &mut self,
-        stream_s: f64,
-        crc_errors: u64,
-        next_id: &mut u64,
-        out: &mut Vec<Event>,
-    ) {
+    /// Link errors are judged from the lost-frame gaps in the stream (each CRC failure of a sample frame is one),
+    /// not from the reader's counters, so that a replay of the same bytes raises the same alarms.
+    pub(crate) fn on_time(&mut self, stream_s: f64, out: &mut Vec<Event>) {
         self.data_flows(stream_s, out);
-        let new_crc = crc_errors.saturating_sub(self.last_crc);
-        self.last_crc = crc_errors;
-        if new_crc > 0 {
-            self.link_mark(stream_s, new_crc, next_id, out);
-        }
         if self
             .link_marks
             .back()

@@ -29,6 +29,17 @@ fn avg(trace: usize, t: f64, amp: f64, lat: f64) -> AverageInput {
     }
 }
 
+/// Feeds four identical good averages: enough for any preset's replicated baseline (SSEP/BAEP 2, MEP 4).
+fn settle(m: &mut Monitor, trace: usize, amp: f64, lat: f64, noise: f64, out: &mut Vec<Event>) {
+    for k in 0..4 {
+        let a = AverageInput {
+            residual_noise_uv: Some(noise),
+            ..avg(trace, -4.0 + k as f64, amp, lat)
+        };
+        m.on_average(&a, || None, out);
+    }
+}
+
 fn alarms(ev: &[Event]) -> Vec<(AlarmKind, AlarmState)> {
     ev.iter()
         .filter_map(|e| {
@@ -52,14 +63,27 @@ fn one_trace() -> Monitor {
 fn first_good_average_becomes_the_baseline_and_a_bad_one_does_not() {
     let mut m = one_trace();
     let mut out = Vec::new();
-    // Fsp below 3.1: no response demonstrated, no baseline.
+    // Fsp below 3.1 and amplitude only 3.3× the residual noise: no response demonstrated, no baseline.
     let mut a = avg(0, 10.0, 1.0, 37.0);
     a.fsp = Some(2.0);
+    a.residual_noise_uv = Some(0.3);
     let r = m.on_average(&a, || None, &mut out);
     assert!(!r.baseline_taken && out.is_empty());
     assert_eq!(r.suspended.as_deref(), Some("no baseline yet"));
-    let r = m.on_average(&avg(0, 20.0, 1.0, 37.0), || None, &mut out);
+    // Fsp low but amplitude 10× the residual noise: a clear response (small late SSEPs on slow EEG).
+    let mut a = avg(0, 20.0, 1.0, 37.0);
+    a.fsp = Some(2.0);
+    let r = m.on_average(&a, || None, &mut out);
+    assert!(
+        !r.baseline_taken,
+        "one good average is not yet a replicated baseline"
+    );
+    let r = m.on_average(&avg(0, 30.0, 1.2, 38.0), || None, &mut out);
     assert!(r.baseline_taken);
+    // The baseline is the mean of the two.
+    assert!(
+        matches!(&out[0], Event::Baseline(b) if b.amplitude_uv == Some(1.1) && b.latency_ms == Some(37.5))
+    );
     assert!(matches!(&out[0], Event::Baseline(b) if b.number == 1 && b.origin == BaselineOrigin::Automatic));
 }
 
@@ -67,7 +91,7 @@ fn first_good_average_becomes_the_baseline_and_a_bad_one_does_not() {
 fn a_drop_to_40_percent_is_called_on_the_second_average_and_cleared_with_hysteresis() {
     let mut m = one_trace();
     let mut out = Vec::new();
-    m.on_average(&avg(0, 0.0, 2.0, 37.0), || None, &mut out);
+    settle(&mut m, 0, 2.0, 37.0, 0.1, &mut out);
     out.clear();
     let r = m.on_average(&avg(0, 40.0, 0.8, 37.0), || None, &mut out);
     assert_eq!(r.amplitude_ratio, Some(0.4));
@@ -91,7 +115,7 @@ fn a_drop_to_40_percent_is_called_on_the_second_average_and_cleared_with_hystere
 fn a_12_percent_latency_increase_is_called_and_not_an_amplitude_drop() {
     let mut m = one_trace();
     let mut out = Vec::new();
-    m.on_average(&avg(0, 0.0, 2.0, 40.0), || None, &mut out);
+    settle(&mut m, 0, 2.0, 40.0, 0.1, &mut out);
     out.clear();
     for t in 1..=2 {
         m.on_average(&avg(0, t as f64 * 40.0, 2.0, 44.8), || None, &mut out);
@@ -106,7 +130,7 @@ fn a_12_percent_latency_increase_is_called_and_not_an_amplitude_drop() {
 fn acknowledge_keeps_the_alarm_active_until_it_clears() {
     let mut m = one_trace();
     let mut out = Vec::new();
-    m.on_average(&avg(0, 0.0, 2.0, 37.0), || None, &mut out);
+    settle(&mut m, 0, 2.0, 37.0, 0.1, &mut out);
     m.on_average(&avg(0, 1.0, 0.5, 37.0), || None, &mut out);
     m.on_average(&avg(0, 2.0, 0.5, 37.0), || None, &mut out);
     let id = out
@@ -127,7 +151,7 @@ fn acknowledge_keeps_the_alarm_active_until_it_clears() {
 fn rebaseline_on_command_keeps_both_baselines_in_the_stream() {
     let mut m = one_trace();
     let mut out = Vec::new();
-    m.on_average(&avg(0, 0.0, 2.0, 37.0), || None, &mut out);
+    settle(&mut m, 0, 2.0, 37.0, 0.1, &mut out);
     m.request_baseline(None);
     let r = m.on_average(&avg(0, 60.0, 1.5, 38.0), || None, &mut out);
     assert!(r.baseline_taken);
@@ -138,7 +162,7 @@ fn rebaseline_on_command_keeps_both_baselines_in_the_stream() {
     assert_eq!(b.len(), 2);
     assert_eq!(
         (b[1].number, b[1].origin, b[1].replaces_s),
-        (2, BaselineOrigin::User, Some(0.0))
+        (2, BaselineOrigin::User, Some(-3.0))
     );
     // Against the new baseline, 1.5 µV is 100%.
     let r = m.on_average(&avg(0, 100.0, 1.5, 38.0), || None, &mut out);
@@ -149,7 +173,7 @@ fn rebaseline_on_command_keeps_both_baselines_in_the_stream() {
 fn an_electrode_off_suspends_clinical_criteria_and_says_so() {
     let mut m = one_trace();
     let mut out = Vec::new();
-    m.on_average(&avg(0, 0.0, 2.0, 37.0), || None, &mut out);
+    settle(&mut m, 0, 2.0, 37.0, 0.1, &mut out);
     out.clear();
     let status = DeviceStatus {
         impedance_high: 1,
@@ -233,7 +257,7 @@ fn a_global_cortical_depression_with_intact_periphery_is_systemic() {
     );
     let mut out = Vec::new();
     for t in 0..3 {
-        m.on_average(&avg(t, 0.0, 2.0, 37.0), || None, &mut out);
+        settle(&mut m, t, 2.0, 37.0, 0.1, &mut out);
     }
     out.clear();
     for k in 1..=2 {
@@ -265,7 +289,7 @@ fn a_global_cortical_depression_with_intact_periphery_is_systemic() {
     );
     let mut out = Vec::new();
     for t in 0..3 {
-        m.on_average(&avg(t, 0.0, 2.0, 37.0), || None, &mut out);
+        settle(&mut m, t, 2.0, 37.0, 0.1, &mut out);
     }
     out.clear();
     for k in 1..=2 {
@@ -291,7 +315,7 @@ fn baep_needs_latency_and_amplitude_together_or_a_lost_wave_v() {
         vec!["ch0".into()],
     );
     let mut out = Vec::new();
-    m.on_average(&baep(0.0, 0.4, 5.7), || None, &mut out);
+    settle(&mut m, 0, 0.4, 5.7, 0.03, &mut out);
     out.clear();
     // +1.2 ms alone: no alarm.
     for t in 1..=3 {
@@ -327,7 +351,7 @@ fn mep_calls_an_80_percent_drop_but_not_a_60_percent_one() {
         vec!["ch0".into()],
     );
     let mut out = Vec::new();
-    m.on_average(&avg(0, 0.0, 500.0, 30.0), || None, &mut out);
+    settle(&mut m, 0, 500.0, 30.0, 0.1, &mut out);
     out.clear();
     for t in 1..=3 {
         m.on_average(&avg(0, t as f64, 200.0, 30.0), || None, &mut out);

@@ -1,6 +1,6 @@
 //! The stream-integrity stage.
 
-use crate::{PipelineEvent, PipelineStats};
+use crate::PipelineStats;
 use ionm_core::{Acquired, SampleIndex};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -17,15 +17,13 @@ impl StreamChecker {
         Self::default()
     }
 
-    /// Accounts for one item; returns the event to publish, if any. No allocation except for published events,
-    /// which are rare (device, link, gap, notable status).
-    pub fn accept(&mut self, item: &Acquired, stats: &PipelineStats) -> Option<PipelineEvent> {
+    /// Accounts for one item. No allocation.
+    pub fn accept(&mut self, item: &Acquired, stats: &PipelineStats) {
         match item {
             Acquired::Device(d) => {
                 self.next = None;
                 self.n_channels = d.n_channels();
                 stats.sample_rate_hz.store(u64::from(d.sample_rate_hz), Relaxed);
-                Some(PipelineEvent::Device(d.clone()))
             }
             Acquired::Samples(b) => {
                 if let Some(next) = self.next
@@ -44,25 +42,15 @@ impl StreamChecker {
                 self.next = Some(b.end_index());
                 stats.samples.fetch_add(b.n_samples() as u64, Relaxed);
                 stats.stream_index.store(b.end_index(), Relaxed);
-                None
             }
             Acquired::Stimulus(_) => {
                 stats.stimuli.fetch_add(1, Relaxed);
-                None
             }
             Acquired::Gap(g) => {
                 stats.gaps.fetch_add(1, Relaxed);
                 self.next = Some(g.to);
-                Some(PipelineEvent::Gap(*g))
             }
-            Acquired::Status(s) => {
-                let notable = s.saturated != 0
-                    || s.impedance_high != 0
-                    || s.stimulator_fault
-                    || s.battery_percent.is_some_and(|b| b < 20);
-                notable.then_some(PipelineEvent::Status(*s))
-            }
-            Acquired::Link(l) => Some(PipelineEvent::Link(l.clone())),
+            Acquired::Status(_) | Acquired::Link(_) => {}
         }
     }
 }

@@ -1,42 +1,114 @@
 //! The ionm runtime.
 //!
-//! - [`Pipeline`]: owns the acquisition reader ([`ionm_io::spawn_reader`]) and the processing thread that drains
-//!   its ring buffer. The processing thread never blocks on the reader: it pops what is there, and sleeps briefly
-//!   when the ring is empty.
-//! - [`StreamChecker`]: the first stage on the processing thread. It follows the device session and the sample
-//!   indices and counts anything that would be stitched over (a block that does not continue the previous one
-//!   without a gap in between) — the invariant every later stage relies on.
-//! - [`PipelineEvent`]: what the processing thread publishes (device changes, link changes, gaps, status) on the
-//!   event bus, an `std::sync::mpsc` channel read by the application (terminal, JSON Lines, dashboard).
+//! - [`Pipeline`]: owns the acquisition side (a live reader from [`ionm_io::spawn_reader`] or a replay from
+//!   [`ionm_io::spawn_replay`]) and the processing thread `ionm-processing` that drains its ring buffer. The
+//!   processing thread never blocks the reader: it pops what is there and naps briefly when the ring is empty.
+//! - On the processing thread, every item goes through the [`StreamChecker`] (nothing may be stitched over a
+//!   gap), the DSP [`ionm_dsp::Engine`] (filters, sweeps, averages, measurements) and the
+//!   [`ionm_monitor::Monitor`] (baselines, clinical and technical alarms). What they conclude is published as
+//!   [`ionm_core::events::Event`]s, in stream order and stream time, on the event bus: an `std::sync::mpsc`
+//!   channel of [`PipelineEvent`] read by the application (terminal, JSON Lines, recorder, dashboard).
+//! - [`Command`]s (re-baseline, acknowledge, marker, peak correction) go the other way, through a channel the
+//!   processing thread polls without blocking.
 //! - [`PipelineStats`]: counters of the processing side (atomics), with the ring's queue depth.
 
 mod checker;
+mod process;
 
 pub use checker::StreamChecker;
 
-use ionm_core::{DeviceInfo, DeviceStatus, Gap, LinkEvent};
-use ionm_io::{AcquiredConsumer, ByteSource, IngestStats, ReaderConfig, ReaderHandle, spawn_reader};
+use ionm_core::events::Event;
+use ionm_dsp::Protocol;
+use ionm_io::{
+    AcquiredConsumer, ByteSource, IngestStats, ItemSource, ReaderConfig, ReaderHandle, ReplayControl,
+    ReplaySpeed, spawn_reader, spawn_replay,
+};
+use ionm_monitor::Criteria;
+use process::Processor;
 use ringbuf::traits::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// What the processing thread publishes, in stream order.
+/// What the processing thread publishes.
+#[allow(clippy::large_enum_variant)] // Moved once per event (a few a second), never stored in bulk.
 #[derive(Debug, Clone)]
 pub enum PipelineEvent {
-    /// A device (re)declared itself.
-    Device(Arc<DeviceInfo>),
-    /// The link changed state.
-    Link(LinkEvent),
-    /// Data is missing.
-    Gap(Gap),
-    /// A device status report with something to say (saturation, high impedance, stimulator fault, low battery).
-    Status(DeviceStatus),
+    /// An event of the stream.
+    Event(Event),
+    /// Processing cannot go on (the protocol does not fit the device); the run should stop.
+    Fatal(String),
     /// The processing thread ended (the source ended or the pipeline was stopped).
     Finished,
+}
+
+/// A user command for the processing thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Take the next average of this trace (all traces when `None`) as the new baseline.
+    Baseline {
+        /// Trace name.
+        trace: Option<String>,
+    },
+    /// Acknowledge an active alarm.
+    Acknowledge {
+        /// Alarm id.
+        id: u64,
+    },
+    /// A surgical or user marker.
+    Marker {
+        /// One of `ionm_core::events::SURGICAL_MARKERS`, or `note`.
+        kind: String,
+        /// Free text.
+        text: String,
+    },
+    /// A corrected peak.
+    Correction {
+        /// Trace name.
+        trace: String,
+        /// Average sequence number.
+        sequence: u64,
+        /// Peak name.
+        peak: String,
+        /// Latency, ms.
+        latency_ms: f64,
+        /// Amplitude, µV.
+        amplitude_uv: f64,
+    },
+}
+
+/// How the processing thread works.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Channels, filters, windows, averaging, peaks.
+    pub protocol: Protocol,
+    /// Alarm criteria per modality name (`ssep-upper`, `mep`, …); presets where absent.
+    pub criteria: BTreeMap<String, Criteria>,
+    /// Put waveforms into average and baseline events (for the dashboard).
+    pub waveforms: bool,
+    /// Stream seconds between stats events.
+    pub stats_every_s: f64,
+    /// Emit sweeps as soon as their data is in whenever the ring runs empty (live: lowest latency). Off for
+    /// offline runs, where waiting for whole FFT blocks is several times cheaper and event order must not
+    /// depend on thread timing.
+    pub flush_when_idle: bool,
+}
+
+impl PipelineConfig {
+    /// A configuration with preset criteria, no waveforms, stats every 10 s.
+    pub fn new(protocol: Protocol) -> Self {
+        Self {
+            protocol,
+            criteria: BTreeMap::new(),
+            waveforms: false,
+            stats_every_s: 10.0,
+            flush_when_idle: true,
+        }
+    }
 }
 
 /// Counters of the processing side.
@@ -58,6 +130,10 @@ pub struct PipelineStats {
     pub queue_depth_max: AtomicU64,
     /// Sample rate of the current device (0 before the first device).
     pub sample_rate_hz: AtomicU64,
+    /// Nanoseconds the processing thread spent on the last item (busy time, not waiting).
+    pub process_ns_last: AtomicU64,
+    /// Total busy nanoseconds of the processing thread.
+    pub process_ns_total: AtomicU64,
 }
 
 /// A plain copy of [`PipelineStats`].
@@ -72,6 +148,7 @@ pub struct PipelineSnapshot {
     pub queue_depth: u64,
     pub queue_depth_max: u64,
     pub sample_rate_hz: u64,
+    pub process_ns_total: u64,
 }
 
 impl PipelineStats {
@@ -86,11 +163,12 @@ impl PipelineStats {
             queue_depth: self.queue_depth.load(Relaxed),
             queue_depth_max: self.queue_depth_max.load(Relaxed),
             sample_rate_hz: self.sample_rate_hz.load(Relaxed),
+            process_ns_total: self.process_ns_total.load(Relaxed),
         }
     }
 }
 
-/// A running pipeline: reader thread + processing thread + event bus.
+/// A running pipeline: acquisition thread + processing thread + event bus.
 pub struct Pipeline {
     reader: Option<ReaderHandle>,
     ingest: Arc<IngestStats>,
@@ -98,21 +176,63 @@ pub struct Pipeline {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     events: mpsc::Receiver<PipelineEvent>,
+    commands: mpsc::Sender<Command>,
+    replay: Option<Arc<ReplayControl>>,
 }
 
 impl Pipeline {
-    /// Starts reading `source` and processing what it yields.
-    pub fn start(source: impl ByteSource, reader: ReaderConfig) -> std::io::Result<Self> {
+    /// Starts reading a live `source` and processing what it yields.
+    /// With a lossless reader (a simulator faster than real time) sweeps are not flushed on idle, so that the
+    /// events do not depend on thread timing.
+    pub fn start(
+        source: impl ByteSource,
+        reader: ReaderConfig,
+        mut config: PipelineConfig,
+    ) -> std::io::Result<Self> {
+        if reader.lossless {
+            config.flush_when_idle = false;
+        }
         let (handle, consumer) = spawn_reader(source, reader)?;
+        Self::with_reader(handle, consumer, None, config)
+    }
+
+    /// Starts replaying `source` at `speed` (losslessly) and processing it.
+    pub fn replay(
+        source: impl ItemSource,
+        speed: ReplaySpeed,
+        mut config: PipelineConfig,
+    ) -> std::io::Result<Self> {
+        config.flush_when_idle = false;
+        let (handle, consumer, control) = spawn_replay(source, speed, 1024)?;
+        Self::with_reader(handle, consumer, Some(control), config)
+    }
+
+    fn with_reader(
+        handle: ReaderHandle,
+        consumer: AcquiredConsumer,
+        replay: Option<Arc<ReplayControl>>,
+        config: PipelineConfig,
+    ) -> std::io::Result<Self> {
         let ingest = handle.stats().clone();
         let stats = Arc::new(PipelineStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, events) = mpsc::channel();
+        let (commands, cmd_rx) = mpsc::channel();
         let thread = {
-            let (stats, stop) = (stats.clone(), stop.clone());
+            let (stats, stop, ingest) = (stats.clone(), stop.clone(), ingest.clone());
             std::thread::Builder::new()
                 .name("ionm-processing".into())
-                .spawn(move || process(consumer, &stats, &stop, &tx))?
+                .spawn(move || {
+                    process(
+                        consumer,
+                        Processor::new(config),
+                        &stats,
+                        &ingest,
+                        &stop,
+                        &tx,
+                        &cmd_rx,
+                    )
+                })?
         };
         Ok(Self {
             reader: Some(handle),
@@ -121,6 +241,8 @@ impl Pipeline {
             stop,
             thread: Some(thread),
             events,
+            commands,
+            replay,
         })
     }
 
@@ -139,9 +261,21 @@ impl Pipeline {
         &self.events
     }
 
-    /// Stops reading and processing and waits for both threads. Items already in the ring are processed first.
-    pub fn stop(mut self) {
+    /// A sender of commands to the processing thread.
+    pub fn commands(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// Replay controls (seek, speed, pause), when replaying.
+    pub fn replay_control(&self) -> Option<&Arc<ReplayControl>> {
+        self.replay.as_ref()
+    }
+
+    /// Stops reading, lets the processing thread drain what was read, waits for both threads, and returns the
+    /// events published and not yet taken (the last averages and the final stats among them).
+    pub fn stop(mut self) -> Vec<PipelineEvent> {
         self.shutdown();
+        self.events.try_iter().collect()
     }
 
     fn shutdown(&mut self) {
@@ -165,29 +299,45 @@ impl Drop for Pipeline {
 
 fn process(
     mut consumer: AcquiredConsumer,
+    mut processor: Processor,
     stats: &PipelineStats,
+    ingest: &IngestStats,
     stop: &AtomicBool,
     tx: &mpsc::Sender<PipelineEvent>,
+    commands: &mpsc::Receiver<Command>,
 ) {
-    let mut checker = StreamChecker::new();
     loop {
+        while let Ok(cmd) = commands.try_recv() {
+            processor.command(cmd);
+        }
         let depth = consumer.occupied_len() as u64;
         stats.queue_depth.store(depth, Relaxed);
         stats.queue_depth_max.fetch_max(depth, Relaxed);
         let Some(item) = consumer.try_pop() else {
-            // The reader finished and everything it pushed is processed, or we were told to stop.
-            // The producer is released when the reader thread ends.
-            if stop.load(Relaxed) || !consumer.write_is_held() {
+            processor.flush_ready();
+            processor.publish(tx);
+            // The producer is released when the reader thread ends; `stop` comes after the reader is joined,
+            // so what it pushed is still drained first.
+            if !consumer.write_is_held() || (stop.load(Relaxed) && consumer.is_empty()) {
+                processor.finish(stats, ingest);
+                processor.publish(tx);
                 let _ = tx.send(PipelineEvent::Finished);
                 return;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_micros(500));
             continue;
         };
-        let event = checker.accept(&item, stats);
-        // The receiver may be gone (application shutting down); the stream is still drained.
-        if let Some(ev) = event {
-            let _ = tx.send(ev);
+        let t0 = Instant::now();
+        let result = processor.accept(&item, stats);
+        let ns = t0.elapsed().as_nanos() as u64;
+        stats.process_ns_last.store(ns, Relaxed);
+        stats.process_ns_total.fetch_add(ns, Relaxed);
+        processor.publish(tx);
+        if let Err(e) = result {
+            tracing::error!(error = %e, "processing stopped");
+            let _ = tx.send(PipelineEvent::Fatal(e));
+            let _ = tx.send(PipelineEvent::Finished);
+            return;
         }
     }
 }

@@ -1,0 +1,1177 @@
+//! The streaming processor: raw sample blocks and stimuli in; filtered stream, sweeps, averages and
+//! measurements out, through a [`DspSink`].
+//!
+//! Data path per device channel used by the protocol:
+//!
+//! ```text
+//! raw i32 ─► raw ring (rejection: rails, flatness)
+//!        └─► µV f32 − segment's first sample ─► staging ─(blanking)─► StreamingFir ─► filtered ring
+//! stimulus ─► blank queue; pending sweep per trace ─► sweep ─► rejection ─► Averager ─► measure
+//! ```
+//!
+//! - **Segments.** A [`Gap`] (or a block that does not follow the previous one) ends the segment: the filters
+//!   are flushed with the last sample held, sweeps that the gap spoils are dropped ([`DropReason::Gap`]), and
+//!   the next block starts fresh filters. A sweep is kept only if its window lies at least the filter's delay
+//!   `D` inside the segment on both sides, so no sweep ever contains output computed across a gap or from the
+//!   extrapolated ends.
+//! - **Blanking.** Samples are held back `stimulus_lag_ms` + the pre-stimulus blanking before they reach the
+//!   filters, so a stimulus event may arrive that late and its window (default −0.5…+2 ms) is still replaced
+//!   by a straight line between the samples on either side before filtering. A stimulus that comes later than
+//!   that cannot be blanked; its sweeps are dropped as [`DropReason::Late`].
+//! - **Latency.** A sweep is emitted when the filtered output has reached its window end. Filters transform
+//!   blocks of `L` samples for throughput; call [`Engine::flush_ready`] whenever the input queue is empty
+//!   (live data) to transform partial blocks so that a sweep is out as soon as `window end + D + hold` has
+//!   arrived. During replay, don't: full blocks are several times cheaper.
+//! - **No allocation** after [`Engine::new`]: every ring, queue, sweep, average and measurement buffer is
+//!   sized there (proved by `tests/no_alloc.rs` with a counting allocator).
+//!
+//! Numbers: stream samples are `f32` µV relative to the segment's first raw sample (the filters' DC gain
+//! times that offset is added back on output), so a large electrode offset costs no precision; averages and
+//! measurements are `f64`.
+
+use crate::average::{AverageStats, Averager};
+use crate::design::{DesignError, FilterSpec, design};
+use crate::filter::{FftWork, FirKernel, KernelError, StreamingFir};
+use crate::measure::{MeasureSpec, Measurement, Reference, Timebase, measure};
+use crate::protocol::{BlankingSpec, ChannelRef, ChannelSpec, Modality, Protocol, RejectSpec, Site};
+use ionm_core::{
+    Acquired, DeviceInfo, Gap, MAX_BLOCK_VALUES, MAX_CHANNELS, SampleBlock, SampleIndex, Stimulator,
+    StimulusEvent,
+};
+use realfft::RealFftPlanner;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Why a sweep was rejected (it was complete, but bad).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// A raw sample touched the converter's rails.
+    Saturated,
+    /// The raw sweep's peak-to-peak is at most the flat threshold.
+    Flat,
+    /// The filtered sweep's peak-to-peak exceeds the threshold.
+    PeakToPeak,
+}
+
+/// Why a sweep could not be made at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Its window (± the filter's delay) overlaps missing data or the start or end of the stream.
+    Gap,
+    /// The stimulus arrived too late to blank it, or after its data had left the buffers.
+    Late,
+    /// Too many stimuli were waiting for their data; the oldest was dropped.
+    Overflow,
+}
+
+/// Accepted or rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted into the average.
+    Accepted,
+    /// Rejected.
+    Rejected(RejectReason),
+}
+
+/// Sweep counts of one trace since the engine started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SweepCounts {
+    /// Accepted.
+    pub accepted: u64,
+    /// Rejected: rails.
+    pub saturated: u64,
+    /// Rejected: flat.
+    pub flat: u64,
+    /// Rejected: peak-to-peak.
+    pub peak_to_peak: u64,
+    /// Dropped: gap.
+    pub gap: u64,
+    /// Dropped: late.
+    pub late: u64,
+    /// Dropped: overflow.
+    pub overflow: u64,
+}
+
+impl SweepCounts {
+    /// All rejected.
+    pub fn rejected(&self) -> u64 {
+        self.saturated + self.flat + self.peak_to_peak
+    }
+
+    /// All dropped.
+    pub fn dropped(&self) -> u64 {
+        self.gap + self.late + self.overflow
+    }
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Sample instants taken in.
+    pub samples: u64,
+    /// Explicit gaps.
+    pub gaps: u64,
+    /// Blocks that did not follow the previous one without a gap (handled as a gap).
+    pub implicit_gaps: u64,
+    /// Sample instants received twice (ignored).
+    pub duplicate_samples: u64,
+    /// Stimulus events received.
+    pub stimuli: u64,
+    /// Stimulus events with no trace for their stimulator.
+    pub unrouted_stimuli: u64,
+    /// Stimuli that came too late to be blanked.
+    pub late_blanks: u64,
+    /// Samples released to the filters before a pending blank could be applied because the buffers were full.
+    pub forced_releases: u64,
+}
+
+/// Static description of one trace (protocol channel × stimulator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceInfo {
+    /// Index of the protocol channel.
+    pub channel: usize,
+    /// Display name (the channel's name, plus the stimulator when the channel has several).
+    pub name: String,
+    /// Device channel index.
+    pub device_channel: usize,
+    /// Device channel label.
+    pub label: String,
+    /// Stimulator.
+    pub stimulator: Stimulator,
+    /// Modality.
+    pub modality: Modality,
+    /// Site.
+    pub site: Option<Site>,
+    /// Time base of sweeps and averages.
+    pub timebase: Timebase,
+    /// Samples per sweep.
+    pub window_len: usize,
+    /// Filtered stream index (see [`DspSink::filtered`]).
+    pub stream: usize,
+    /// Filter taps.
+    pub taps: usize,
+    /// Filter group delay, ms (compensated).
+    pub delay_ms: f64,
+    /// FFT length of the filter.
+    pub fft_len: usize,
+    /// Measurement spec (names of peaks and amplitudes, primary).
+    pub measure: MeasureSpec,
+}
+
+/// One sweep, handed to [`DspSink::sweep`].
+#[derive(Debug, Clone, Copy)]
+pub struct SweepView<'a> {
+    /// Trace index.
+    pub trace: usize,
+    /// The trace's description.
+    pub info: &'a TraceInfo,
+    /// The stimulus.
+    pub stimulus: &'a StimulusEvent,
+    /// Absolute index of `data[0]`.
+    pub first_index: SampleIndex,
+    /// Filtered, delay-compensated samples, µV.
+    pub data: &'a [f32],
+    /// Accepted or why not.
+    pub verdict: Verdict,
+    /// The trace's counts, this sweep included.
+    pub counts: SweepCounts,
+}
+
+/// One average with its measurement, handed to [`DspSink::average`].
+#[derive(Debug, Clone, Copy)]
+pub struct AverageView<'a> {
+    /// Trace index.
+    pub trace: usize,
+    /// The trace's description.
+    pub info: &'a TraceInfo,
+    /// 0 for the trace's first average, then 1, 2, …
+    pub sequence: u64,
+    /// Sample index of the last stimulus in the average.
+    pub last_stimulus: SampleIndex,
+    /// The average, µV.
+    pub mean: &'a [f64],
+    /// The ± average, µV.
+    pub plus_minus: Option<&'a [f64]>,
+    /// Sweeps, Fsp, residual noise.
+    pub stats: AverageStats,
+    /// Peaks, amplitudes, primary measurement.
+    pub measurement: &'a Measurement,
+    /// The trace's counts.
+    pub counts: SweepCounts,
+}
+
+/// Receives the engine's output. Every method has an empty default.
+pub trait DspSink {
+    /// Delay-compensated filtered samples of stream `stream`, starting at absolute index `first_index`.
+    fn filtered(&mut self, stream: usize, first_index: SampleIndex, data: &[f32]) {
+        let _ = (stream, first_index, data);
+    }
+    /// A complete sweep, accepted or rejected.
+    fn sweep(&mut self, sweep: &SweepView<'_>) {
+        let _ = sweep;
+    }
+    /// A sweep that could not be made.
+    fn dropped(&mut self, trace: usize, stimulus: &StimulusEvent, reason: DropReason) {
+        let _ = (trace, stimulus, reason);
+    }
+    /// A new average.
+    fn average(&mut self, average: &AverageView<'_>) {
+        let _ = average;
+    }
+}
+
+/// A sink that ignores everything.
+impl DspSink for () {}
+
+/// Why the engine could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SetupError {
+    /// Sample rate outside 100 Hz…200 kHz.
+    #[error("sample rate {0} Hz is not supported (100 Hz…200 kHz)")]
+    SampleRate(u32),
+    /// No channels, or more than [`MAX_CHANNELS`].
+    #[error("the device declares {0} channels (1…{MAX_CHANNELS} supported)")]
+    ChannelCount(usize),
+    /// A protocol channel names a device channel that does not exist.
+    #[error(
+        "channel `{channel}` (protocol line {line}): the device has no channel {wanted} (it has: {available})"
+    )]
+    UnknownChannel {
+        /// Protocol channel name.
+        channel: String,
+        /// Its line in the protocol file.
+        line: usize,
+        /// The label or index asked for.
+        wanted: String,
+        /// The device's labels.
+        available: String,
+    },
+    /// A filter could not be designed at the device's sample rate.
+    #[error("channel `{channel}` (protocol line {line}): filter: {source}")]
+    Filter {
+        /// Protocol channel name.
+        channel: String,
+        /// Its line.
+        line: usize,
+        /// Why.
+        source: DesignError,
+    },
+    /// A kernel could not be prepared.
+    #[error("filter kernel: {0}")]
+    Kernel(#[from] KernelError),
+    /// A window or average too small or too large.
+    #[error("channel `{channel}` (protocol line {line}): {what}")]
+    Size {
+        /// Protocol channel name.
+        channel: String,
+        /// Its line.
+        line: usize,
+        /// What.
+        what: String,
+    },
+}
+
+/// Bad input on the data path. The engine stays usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// A block with another channel count than the device's.
+    #[error("block has {got} channels, the device {expected}")]
+    ChannelCount {
+        /// The device's.
+        expected: usize,
+        /// The block's.
+        got: usize,
+    },
+    /// A block lying wholly before data already received (ignored).
+    #[error("block at {first_index} lies before sample {expected}, already received")]
+    Duplicate {
+        /// The block's first index.
+        first_index: SampleIndex,
+        /// The next index expected.
+        expected: SampleIndex,
+    },
+    /// A device description that does not fit this engine (rebuild it).
+    #[error("the device changed (channels or sample rate): build a new engine")]
+    DeviceChanged,
+}
+
+/// Options that are not part of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// FFT length for every filter (`None`: chosen per filter).
+    pub fft_len: Option<usize>,
+    /// Stimuli that may wait for their data, per trace.
+    pub pending_capacity: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            fft_len: None,
+            pending_capacity: 1024,
+        }
+    }
+}
+
+struct DevChannel {
+    index: usize,
+    gain_uv: f64,
+    dc_ref: i32,
+    raw: Vec<i32>,
+    staging: Vec<f32>,
+}
+
+struct Stream {
+    dev: usize,
+    spec: FilterSpec,
+    fir: StreamingFir,
+    delay: u64,
+    dc_gain: f64,
+    dc_offset: f32,
+    out: Vec<f32>,
+    out_end: u64,
+}
+
+struct Trace {
+    info: TraceInfo,
+    dev: usize,
+    a: i64,
+    b: i64,
+    reject: RejectSpec,
+    pending: VecDeque<(StimulusEvent, bool)>,
+    sweep: Vec<f32>,
+    averager: Averager,
+    measurement: Measurement,
+    reference: Option<Reference>,
+    counts: SweepCounts,
+    sequence: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Blank {
+    from: u64,
+    to: u64,
+}
+
+/// The streaming processor. See the [module docs](self).
+pub struct Engine {
+    fs: f64,
+    nc: usize,
+    adc_min: i32,
+    adc_max: i32,
+    session: u32,
+    devch: Vec<DevChannel>,
+    streams: Vec<Stream>,
+    traces: Vec<Trace>,
+    work: FftWork,
+    ring_mask: u64,
+    stage_mask: u64,
+    segment: Option<u64>,
+    fresh: bool,
+    raw_end: u64,
+    released: u64,
+    blanks: VecDeque<Blank>,
+    blank_cap: usize,
+    flags: Vec<u8>,
+    blanking: BlankingSpec,
+    hold: u64,
+    stats: EngineStats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("sample_rate_hz", &self.fs)
+            .field("traces", &self.traces.len())
+            .field("streams", &self.streams.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms_to_samples(ms: f64, fs: f64) -> i64 {
+    (ms * fs / 1000.0).round() as i64
+}
+
+impl Engine {
+    /// Builds the engine for `protocol` on `device` with default options.
+    pub fn new(protocol: &Protocol, device: &DeviceInfo) -> Result<Self, SetupError> {
+        Self::with_options(protocol, device, EngineOptions::default())
+    }
+
+    /// Builds the engine. All memory the data path needs is allocated here.
+    pub fn with_options(
+        protocol: &Protocol,
+        device: &DeviceInfo,
+        options: EngineOptions,
+    ) -> Result<Self, SetupError> {
+        let rate = device.sample_rate_hz;
+        if !(100..=200_000).contains(&rate) {
+            return Err(SetupError::SampleRate(rate));
+        }
+        let fs = f64::from(rate);
+        let nc = device.n_channels();
+        if nc == 0 || nc > MAX_CHANNELS {
+            return Err(SetupError::ChannelCount(nc));
+        }
+        let mut planner = RealFftPlanner::<f32>::new();
+        let mut kernels: Vec<(FilterSpec, Arc<FirKernel>)> = Vec::new();
+        let mut devch: Vec<DevChannel> = Vec::new();
+        let mut streams: Vec<Stream> = Vec::new();
+        let mut traces: Vec<Trace> = Vec::new();
+        let mut work = FftWork::new();
+
+        for (ci, ch) in protocol.channels.iter().enumerate() {
+            let dev_index = resolve(ch, device)?;
+            let dev = match devch.iter().position(|d| d.index == dev_index) {
+                Some(p) => p,
+                None => {
+                    devch.push(DevChannel {
+                        index: dev_index,
+                        gain_uv: f64::from(device.channels[dev_index].gain_nv_per_lsb) * 1e-3,
+                        dc_ref: 0,
+                        raw: Vec::new(),
+                        staging: Vec::new(),
+                    });
+                    devch.len() - 1
+                }
+            };
+            let kernel = match kernels.iter().find(|(s, _)| *s == ch.filter) {
+                Some((_, k)) => k.clone(),
+                None => {
+                    let d = design(&ch.filter, fs).map_err(|source| SetupError::Filter {
+                        channel: ch.name.clone(),
+                        line: ch.line,
+                        source,
+                    })?;
+                    let k = Arc::new(FirKernel::new(&d, options.fft_len, &mut planner)?);
+                    work.reserve(&k);
+                    kernels.push((ch.filter, k.clone()));
+                    k
+                }
+            };
+            let stream = match streams.iter().position(|s| s.dev == dev && s.spec == ch.filter) {
+                Some(p) => p,
+                None => {
+                    streams.push(Stream {
+                        dev,
+                        spec: ch.filter,
+                        delay: kernel.delay() as u64,
+                        dc_gain: kernel.dc_gain(),
+                        fir: StreamingFir::new(kernel.clone()),
+                        dc_offset: 0.0,
+                        out: Vec::new(),
+                        out_end: 0,
+                    });
+                    streams.len() - 1
+                }
+            };
+            let size_err = |what: String| SetupError::Size {
+                channel: ch.name.clone(),
+                line: ch.line,
+                what,
+            };
+            let a = ms_to_samples(ch.window_ms.0, fs);
+            let b = ms_to_samples(ch.window_ms.1, fs);
+            let w = (b - a).max(0) as usize;
+            if w < 3 {
+                return Err(size_err(format!(
+                    "the window holds {w} samples at {fs} Hz (at least 3)"
+                )));
+            }
+            if w > 1 << 18 {
+                return Err(size_err(format!(
+                    "the window holds {w} samples (at most {})",
+                    1 << 18
+                )));
+            }
+            if matches!(ch.average.mode, crate::average::AverageMode::Moving { .. })
+                && (ch.average.sweeps as usize).saturating_mul(w) > 1 << 26
+            {
+                return Err(size_err(
+                    "moving average of sweeps × window > 2^26 samples".into(),
+                ));
+            }
+            let tb = Timebase {
+                start_offset: a,
+                sample_rate_hz: fs,
+            };
+            for &stim in &ch.stimulators {
+                let quality = ch
+                    .quality_ms
+                    .or_else(|| {
+                        let start = protocol.blanking.window_for(stim).map_or(0.0, |w| w.1.max(0.0));
+                        Some((start.max(ch.window_ms.0), ch.window_ms.1))
+                    })
+                    .map(|(q0, q1)| {
+                        let i0 = (ms_to_samples(q0, fs) - a).clamp(0, w as i64) as usize;
+                        let i1 = (ms_to_samples(q1, fs) - a).clamp(0, w as i64) as usize;
+                        (i0, i1)
+                    })
+                    .unwrap_or((0, w));
+                let name = if ch.stimulators.len() > 1 {
+                    format!("{} ({stim})", ch.name)
+                } else {
+                    ch.name.clone()
+                };
+                traces.push(Trace {
+                    info: TraceInfo {
+                        channel: ci,
+                        name,
+                        device_channel: dev_index,
+                        label: device.channels[dev_index].label.clone(),
+                        stimulator: stim,
+                        modality: ch.modality,
+                        site: ch.site,
+                        timebase: tb,
+                        window_len: w,
+                        stream,
+                        taps: kernel.taps(),
+                        delay_ms: kernel.delay() as f64 * 1000.0 / fs,
+                        fft_len: kernel.fft_len(),
+                        measure: ch.measure.clone(),
+                    },
+                    dev,
+                    a,
+                    b,
+                    reject: ch.reject,
+                    pending: VecDeque::with_capacity(options.pending_capacity.max(1)),
+                    sweep: vec![0.0; w],
+                    averager: Averager::new(ch.average, w, quality),
+                    measurement: Measurement::for_spec(&ch.measure),
+                    reference: None,
+                    counts: SweepCounts::default(),
+                    sequence: 0,
+                });
+            }
+        }
+
+        // Buffer sizes. `hold`: samples kept from the filters so that late stimuli can still be blanked.
+        let windows = std::iter::once(protocol.blanking.window_ms)
+            .chain(protocol.blanking.per_stimulator.iter().map(|p| p.1))
+            .flatten();
+        let max_pre = windows.map(|(pre, _)| -ms_to_samples(pre, fs)).max().unwrap_or(0);
+        // Train extension is capped so that no blank lasts longer than MAX_MS.
+        let max_blank = ms_to_samples(BlankingSpec::MAX_MS, fs) + 2;
+        let hold = (ms_to_samples(protocol.stimulus_lag_ms, fs).max(0) + max_pre.max(0)) as u64;
+        let stage = (hold as usize + max_blank as usize + 2 * MAX_BLOCK_VALUES + 64).next_power_of_two();
+        let max_w = traces.iter().map(|t| t.info.window_len).max().unwrap_or(0);
+        let max_d = streams.iter().map(|s| s.delay as usize).max().unwrap_or(0);
+        let max_l = streams
+            .iter()
+            .map(|s| s.fir.kernel().block_len())
+            .max()
+            .unwrap_or(0);
+        let ring =
+            (max_w + max_d + hold as usize + max_l + stage + MAX_BLOCK_VALUES + 64).next_power_of_two();
+        for d in &mut devch {
+            d.raw = vec![0; ring];
+            d.staging = vec![0.0; stage];
+        }
+        for s in &mut streams {
+            s.out = vec![0.0; ring];
+        }
+        let blank_cap = 256;
+        for (i, s) in streams.iter().enumerate() {
+            tracing::debug!(
+                stream = i,
+                device_channel = devch[s.dev].index,
+                taps = s.fir.kernel().taps(),
+                fft_len = s.fir.kernel().fft_len(),
+                delay_ms = s.delay as f64 * 1000.0 / fs,
+                "ionm-dsp filter ready"
+            );
+        }
+        tracing::debug!(traces = traces.len(), ring, stage, hold, "ionm-dsp engine ready");
+        Ok(Self {
+            fs,
+            nc,
+            adc_min: device.adc_min,
+            adc_max: device.adc_max,
+            session: device.session_id,
+            devch,
+            streams,
+            traces,
+            work,
+            ring_mask: ring as u64 - 1,
+            stage_mask: stage as u64 - 1,
+            segment: None,
+            fresh: false,
+            raw_end: 0,
+            released: 0,
+            blanks: VecDeque::with_capacity(blank_cap),
+            blank_cap,
+            flags: vec![0; ring],
+            blanking: protocol.blanking.clone(),
+            hold,
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// Sample rate, Hz.
+    pub fn sample_rate_hz(&self) -> f64 {
+        self.fs
+    }
+
+    /// Number of traces.
+    pub fn trace_count(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// Description of trace `t`.
+    pub fn trace_info(&self, t: usize) -> Option<&TraceInfo> {
+        self.traces.get(t).map(|t| &t.info)
+    }
+
+    /// Sweep counts of trace `t`.
+    pub fn counts(&self, t: usize) -> Option<SweepCounts> {
+        self.traces.get(t).map(|t| t.counts)
+    }
+
+    /// Engine-wide counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Number of filtered streams.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Samples held back from the filters for blanking.
+    pub fn hold_samples(&self) -> u64 {
+        self.hold
+    }
+
+    /// Sets (or with `None` clears) the reference trace `t`'s peaks are tracked against. Returns false when
+    /// `t` does not exist or the reference does not fit the trace's time base, window or peak list.
+    pub fn set_reference(&mut self, t: usize, reference: Option<Reference>) -> bool {
+        let Some(tr) = self.traces.get_mut(t) else {
+            return false;
+        };
+        if let Some(r) = &reference
+            && (r.timebase != tr.info.timebase
+                || r.template.len() != tr.info.window_len
+                || r.peak_latencies_ms.len() != tr.info.measure.peaks.len())
+        {
+            return false;
+        }
+        tr.reference = reference;
+        true
+    }
+
+    /// A reference made from trace `t`'s latest average (allocates; not for the real-time path).
+    pub fn reference_from_latest(&self, t: usize) -> Option<Reference> {
+        let tr = self.traces.get(t)?;
+        (tr.sequence > 0).then(|| Reference::new(tr.averager.mean(), tr.info.timebase, &tr.measurement))
+    }
+
+    /// Discards the sweeps accumulated towards trace `t`'s next average.
+    pub fn reset_average(&mut self, t: usize) {
+        if let Some(tr) = self.traces.get_mut(t) {
+            tr.averager.reset();
+        }
+    }
+
+    /// Handles one item of the acquisition stream.
+    pub fn push(&mut self, item: &Acquired, sink: &mut impl DspSink) -> Result<(), InputError> {
+        match item {
+            Acquired::Samples(b) => self.push_block(b, sink),
+            Acquired::Stimulus(s) => {
+                self.push_stimulus(s, sink);
+                Ok(())
+            }
+            Acquired::Gap(g) => {
+                self.push_gap(g, sink);
+                Ok(())
+            }
+            Acquired::Device(d) => self.set_device(d, sink),
+            // Status and link events carry no samples; gaps are reported explicitly.
+            _ => Ok(()),
+        }
+    }
+
+    /// A new device description: a new session restarts the stream (like a gap); new gains apply from now on.
+    /// Another channel count or sample rate is an error: build a new engine.
+    pub fn set_device(&mut self, device: &DeviceInfo, sink: &mut impl DspSink) -> Result<(), InputError> {
+        if device.n_channels() != self.nc || f64::from(device.sample_rate_hz) != self.fs {
+            return Err(InputError::DeviceChanged);
+        }
+        if device.session_id != self.session {
+            // Sample indices start again: nothing queued for the old session applies.
+            self.end_segment(None, sink);
+            self.blanks.clear();
+            self.session = device.session_id;
+        }
+        self.adc_min = device.adc_min;
+        self.adc_max = device.adc_max;
+        for d in &mut self.devch {
+            d.gain_uv = f64::from(device.channels[d.index].gain_nv_per_lsb) * 1e-3;
+        }
+        for s in &mut self.streams {
+            let d = &self.devch[s.dev];
+            s.dc_offset = (f64::from(d.dc_ref) * d.gain_uv * s.dc_gain) as f32;
+        }
+        Ok(())
+    }
+
+    /// Takes in a block of raw samples.
+    pub fn push_block(&mut self, block: &SampleBlock, sink: &mut impl DspSink) -> Result<(), InputError> {
+        if block.n_channels() != self.nc {
+            return Err(InputError::ChannelCount {
+                expected: self.nc,
+                got: block.n_channels(),
+            });
+        }
+        let n = block.n_samples();
+        if n == 0 {
+            return Ok(());
+        }
+        let first = block.first_index();
+        let mut skip = 0usize;
+        match self.segment {
+            None => self.start_segment(first),
+            Some(_) if first > self.raw_end => {
+                self.stats.implicit_gaps += 1;
+                self.end_segment(Some(first), sink);
+                self.start_segment(first);
+            }
+            Some(_) if first < self.raw_end => {
+                let dup = self.raw_end - first;
+                if dup >= n as u64 {
+                    self.stats.duplicate_samples += n as u64;
+                    return Err(InputError::Duplicate {
+                        first_index: first,
+                        expected: self.raw_end,
+                    });
+                }
+                self.stats.duplicate_samples += dup;
+                skip = dup as usize;
+            }
+            Some(_) => {}
+        }
+        if self.fresh {
+            self.fresh = false;
+            let inst = block.instant(skip);
+            for d in &mut self.devch {
+                d.dc_ref = inst[d.index];
+            }
+            for s in &mut self.streams {
+                let d = &self.devch[s.dev];
+                s.dc_offset = (f64::from(d.dc_ref) * d.gain_uv * s.dc_gain) as f32;
+            }
+        }
+        let count = n - skip;
+        // Room in staging: if pending blanks held back too much, release before overwriting.
+        let stage_len = self.stage_mask + 1;
+        if self.raw_end - self.released + count as u64 > stage_len {
+            self.stats.forced_releases += 1;
+            let limit = self.raw_end + count as u64 - stage_len;
+            self.release_to(limit, sink);
+        }
+        let values = block.values();
+        let start = self.raw_end;
+        for d in &mut self.devch {
+            let gain = d.gain_uv as f32;
+            let dc = i64::from(d.dc_ref);
+            for (k, inst) in values.chunks_exact(self.nc).enumerate().skip(skip) {
+                let idx = start + (k - skip) as u64;
+                let v = inst[d.index];
+                d.raw[(idx & self.ring_mask) as usize] = v;
+                d.staging[(idx & self.stage_mask) as usize] = (i64::from(v) - dc) as f32 * gain;
+            }
+        }
+        for idx in start..start + count as u64 {
+            self.flags[(idx & self.ring_mask) as usize] = 0;
+        }
+        self.raw_end += count as u64;
+        self.stats.samples += count as u64;
+        self.advance(sink);
+        Ok(())
+    }
+
+    /// Takes in a stimulus. It may come before or after its samples (up to `stimulus_lag_ms` after).
+    pub fn push_stimulus(&mut self, ev: &StimulusEvent, sink: &mut impl DspSink) {
+        self.stats.stimuli += 1;
+        let s = ev.sample_index;
+        let mut late = false;
+        if let Some((pre, post)) = self.blanking.window_for(ev.stimulator) {
+            let train = f64::from(ev.pulses.saturating_sub(1)) * self.blanking.train_isi_ms;
+            let post = (post + train).min(pre + BlankingSpec::MAX_MS);
+            let from = (s as i64 + ms_to_samples(pre, self.fs)).max(0) as u64;
+            let to = (s as i64 + ms_to_samples(post, self.fs)).max(0) as u64;
+            let queued = self.segment.is_none() || from >= self.released;
+            if queued && self.blanks.len() < self.blank_cap {
+                self.blanks.push_back(Blank { from, to });
+            } else {
+                // Part of its window has already gone to the filters (or the queue is full): too late to
+                // blank.
+                self.stats.late_blanks += 1;
+                late = true;
+            }
+        }
+        let mut routed = false;
+        for t in 0..self.traces.len() {
+            let tr = &mut self.traces[t];
+            if tr.info.stimulator != ev.stimulator {
+                continue;
+            }
+            routed = true;
+            if tr.pending.len() == tr.pending.capacity()
+                && let Some((old, _)) = tr.pending.pop_front()
+            {
+                tr.counts.overflow += 1;
+                sink.dropped(t, &old, DropReason::Overflow);
+            }
+            tr.pending.push_back((*ev, late));
+        }
+        if !routed {
+            self.stats.unrouted_stimuli += 1;
+        }
+        self.advance(sink);
+    }
+
+    /// Data is missing: ends the current segment (see the [module docs](self)).
+    pub fn push_gap(&mut self, gap: &Gap, sink: &mut impl DspSink) {
+        self.stats.gaps += 1;
+        if self.segment.is_some() {
+            self.end_segment(Some(gap.to.max(self.raw_end)), sink);
+        }
+    }
+
+    /// Transforms the samples the filters have buffered, so that every sweep whose data (plus the filter's
+    /// delay and the blanking hold) has arrived is emitted now. Call when the input queue is empty.
+    pub fn flush_ready(&mut self, sink: &mut impl DspSink) {
+        if self.segment.is_none() {
+            return;
+        }
+        self.advance(sink);
+        for si in 0..self.streams.len() {
+            let s = &mut self.streams[si];
+            let from = s.out_end;
+            let mask = self.ring_mask;
+            let (out, out_end, dc) = (&mut s.out, &mut s.out_end, s.dc_offset);
+            s.fir
+                .flush(&mut self.work, &mut |y| write_ring(out, out_end, mask, y, dc));
+            notify(sink, si, &self.streams[si], from, mask);
+        }
+        self.extract(sink, None);
+    }
+
+    /// End of the stream: flushes everything; sweeps whose window plus delay is not complete are dropped.
+    pub fn finish(&mut self, sink: &mut impl DspSink) {
+        self.end_segment(None, sink);
+        self.blanks.clear();
+    }
+
+    // ---- internals ----
+
+    fn start_segment(&mut self, first: u64) {
+        self.segment = Some(first);
+        self.fresh = true;
+        self.raw_end = first;
+        self.released = first;
+        for s in &mut self.streams {
+            s.fir.reset();
+            s.out_end = first;
+        }
+        self.blanks.retain(|b| b.to >= first);
+    }
+
+    /// Ends the segment. `next`: where the next one starts, if known (pending sweeps that fit wholly in it
+    /// stay pending).
+    fn end_segment(&mut self, next: Option<u64>, sink: &mut impl DspSink) {
+        let Some(_) = self.segment else { return };
+        self.resolve_blanks(true);
+        let end = self.raw_end;
+        self.release_to(end, sink);
+        for si in 0..self.streams.len() {
+            let s = &mut self.streams[si];
+            let from = s.out_end;
+            let mask = self.ring_mask;
+            let (out, out_end, dc) = (&mut s.out, &mut s.out_end, s.dc_offset);
+            s.fir
+                .finish(&mut self.work, &mut |y| write_ring(out, out_end, mask, y, dc));
+            notify(sink, si, &self.streams[si], from, mask);
+        }
+        self.extract(sink, Some(next));
+        self.segment = None;
+    }
+
+    fn advance(&mut self, sink: &mut impl DspSink) {
+        if self.segment.is_none() {
+            return;
+        }
+        self.resolve_blanks(false);
+        let mut limit = self.raw_end.saturating_sub(self.hold).max(self.released);
+        for b in &self.blanks {
+            if b.from < limit && b.to >= self.released {
+                limit = b.from.max(self.released);
+            }
+        }
+        if limit > self.released {
+            self.release_to(limit, sink);
+        }
+        self.extract(sink, None);
+    }
+
+    /// Applies the blanks whose right anchor has arrived (all that touch the data when `final_`).
+    fn resolve_blanks(&mut self, final_: bool) {
+        let Some(seg) = self.segment else { return };
+        let mut i = 0;
+        while i < self.blanks.len() {
+            let b = self.blanks[i];
+            let ready = b.to + 1 < self.raw_end;
+            if ready || (final_ && b.from < self.raw_end) {
+                self.apply_blank(b, seg);
+            }
+            if ready || (final_ && b.to < self.raw_end) {
+                self.blanks.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn apply_blank(&mut self, b: Blank, seg: u64) {
+        let lo = b.from.max(seg).max(self.released);
+        let hi = b.to.min(self.raw_end.saturating_sub(1));
+        if self.raw_end == 0 || lo > hi {
+            return;
+        }
+        let stage_len = self.stage_mask + 1;
+        let oldest = self.raw_end.saturating_sub(stage_len);
+        let left = (b.from > seg && b.from > oldest).then_some(b.from - 1);
+        let right = (b.to + 1 < self.raw_end).then_some(b.to + 1);
+        let span = (b.to + 2 - b.from) as f32;
+        for d in &mut self.devch {
+            let at = |i: u64| d.staging[(i & self.stage_mask) as usize];
+            let (l, r) = (left.map(at), right.map(at));
+            for i in lo..=hi {
+                let v = match (l, r) {
+                    (Some(l), Some(r)) => l + (r - l) * ((i + 1 - b.from) as f32 / span),
+                    (Some(l), None) => l,
+                    (None, Some(r)) => r,
+                    (None, None) => 0.0,
+                };
+                d.staging[(i & self.stage_mask) as usize] = v;
+            }
+        }
+        for i in lo..=hi {
+            self.flags[(i & self.ring_mask) as usize] = 1;
+        }
+    }
+
+    fn release_to(&mut self, limit: u64, sink: &mut impl DspSink) {
+        if limit <= self.released {
+            return;
+        }
+        let mask = self.ring_mask;
+        let smask = self.stage_mask;
+        for si in 0..self.streams.len() {
+            let s = &mut self.streams[si];
+            let from = s.out_end;
+            let staging = &self.devch[s.dev].staging;
+            let (out, out_end, dc) = (&mut s.out, &mut s.out_end, s.dc_offset);
+            let mut i = self.released;
+            while i < limit {
+                let pos = (i & smask) as usize;
+                let n = ((limit - i) as usize).min(staging.len() - pos);
+                s.fir.push(&staging[pos..pos + n], &mut self.work, &mut |y| {
+                    write_ring(out, out_end, mask, y, dc)
+                });
+                i += n as u64;
+            }
+            notify(sink, si, &self.streams[si], from, mask);
+        }
+        self.released = limit;
+    }
+
+    /// Emits every pending sweep whose filtered data is complete. At the end of a segment (`end =
+    /// Some(next)`), sweeps not complete without the extrapolated tail are dropped, unless they lie wholly in
+    /// the next segment.
+    fn extract(&mut self, sink: &mut impl DspSink, end: Option<Option<u64>>) {
+        let Some(seg) = self.segment else { return };
+        for t in 0..self.traces.len() {
+            loop {
+                let tr = &self.traces[t];
+                let Some(&(ev, late)) = tr.pending.front() else {
+                    break;
+                };
+                let st = &self.streams[tr.info.stream];
+                let s = ev.sample_index as i64;
+                let (ws, we) = (s + tr.a, s + tr.b);
+                let d = st.delay as i64;
+                let mut keep_for_next = false;
+                let reason = if ws - d < seg as i64 {
+                    // Before this segment's settled part: it can only belong to an earlier segment or overlap
+                    // the gap.
+                    Some(DropReason::Gap)
+                } else if we > st.out_end as i64 {
+                    match end {
+                        None => break,
+                        Some(Some(next)) if ws - d >= next as i64 => {
+                            keep_for_next = true;
+                            None
+                        }
+                        Some(_) => Some(DropReason::Gap),
+                    }
+                } else if end.is_some() && we + d > self.raw_end as i64 {
+                    Some(DropReason::Gap)
+                } else if late
+                    || self.raw_end as i64 - ws > self.ring_mask as i64
+                    || st.out_end as i64 - ws > self.ring_mask as i64
+                {
+                    Some(DropReason::Late)
+                } else {
+                    None
+                };
+                if keep_for_next {
+                    break;
+                }
+                let tr = &mut self.traces[t];
+                tr.pending.pop_front();
+                if let Some(r) = reason {
+                    match r {
+                        DropReason::Gap => tr.counts.gap += 1,
+                        DropReason::Late => tr.counts.late += 1,
+                        DropReason::Overflow => tr.counts.overflow += 1,
+                    }
+                    sink.dropped(t, &ev, r);
+                    continue;
+                }
+                self.emit_sweep(t, ev, ws as u64, sink);
+            }
+        }
+    }
+
+    fn emit_sweep(&mut self, t: usize, ev: StimulusEvent, ws: u64, sink: &mut impl DspSink) {
+        let mask = self.ring_mask;
+        let tr = &mut self.traces[t];
+        let st = &self.streams[tr.info.stream];
+        let w = tr.info.window_len;
+        for (j, v) in tr.sweep.iter_mut().enumerate() {
+            *v = st.out[((ws + j as u64) & mask) as usize];
+        }
+        // Rejection on raw samples (outside blanked ones) and on the filtered sweep.
+        let dev = &self.devch[tr.dev];
+        let (mut mn, mut mx, mut sat) = (i32::MAX, i32::MIN, false);
+        for j in 0..w as u64 {
+            let p = ((ws + j) & mask) as usize;
+            if self.flags[p] != 0 {
+                continue;
+            }
+            let v = dev.raw[p];
+            sat |= v <= self.adc_min || v >= self.adc_max;
+            mn = mn.min(v);
+            mx = mx.max(v);
+        }
+        let raw_pp = if mx >= mn {
+            (f64::from(mx) - f64::from(mn)) * dev.gain_uv
+        } else {
+            0.0
+        };
+        let (fmn, fmx) = tr
+            .sweep
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+                (a.min(*v), b.max(*v))
+            });
+        let verdict = if tr.reject.saturation && sat {
+            tr.counts.saturated += 1;
+            Verdict::Rejected(RejectReason::Saturated)
+        } else if tr.reject.flat_uv.is_some_and(|f| raw_pp <= f) {
+            tr.counts.flat += 1;
+            Verdict::Rejected(RejectReason::Flat)
+        } else if tr
+            .reject
+            .peak_to_peak_uv
+            .is_some_and(|p| f64::from(fmx - fmn) > p || !(fmx - fmn).is_finite())
+        {
+            tr.counts.peak_to_peak += 1;
+            Verdict::Rejected(RejectReason::PeakToPeak)
+        } else {
+            tr.counts.accepted += 1;
+            Verdict::Accepted
+        };
+        sink.sweep(&SweepView {
+            trace: t,
+            info: &tr.info,
+            stimulus: &ev,
+            first_index: ws,
+            data: &tr.sweep,
+            verdict,
+            counts: tr.counts,
+        });
+        if verdict == Verdict::Accepted && tr.averager.add(&tr.sweep) {
+            measure(
+                tr.averager.mean(),
+                tr.info.timebase,
+                &tr.info.measure,
+                tr.reference.as_ref(),
+                &mut tr.measurement,
+            );
+            sink.average(&AverageView {
+                trace: t,
+                info: &tr.info,
+                sequence: tr.sequence,
+                last_stimulus: ev.sample_index,
+                mean: tr.averager.mean(),
+                plus_minus: tr.averager.plus_minus(),
+                stats: tr.averager.stats(),
+                measurement: &tr.measurement,
+                counts: tr.counts,
+            });
+            tr.sequence += 1;
+        }
+    }
+}
+
+fn write_ring(out: &mut [f32], out_end: &mut u64, mask: u64, y: &[f32], dc: f32) {
+    let mut rest = y;
+    while !rest.is_empty() {
+        let pos = (*out_end & mask) as usize;
+        let n = rest.len().min(out.len() - pos);
+        for (o, v) in out[pos..pos + n].iter_mut().zip(&rest[..n]) {
+            *o = v + dc;
+        }
+        *out_end += n as u64;
+        rest = &rest[n..];
+    }
+}
+
+fn notify(sink: &mut impl DspSink, si: usize, s: &Stream, from: u64, mask: u64) {
+    let mut i = from;
+    while i < s.out_end {
+        let pos = (i & mask) as usize;
+        let n = ((s.out_end - i) as usize).min(s.out.len() - pos);
+        sink.filtered(si, i, &s.out[pos..pos + n]);
+        i += n as u64;
+    }
+}
+
+fn resolve(ch: &ChannelSpec, device: &DeviceInfo) -> Result<usize, SetupError> {
+    let found = match &ch.source {
+        ChannelRef::Index(i) => (*i < device.n_channels()).then_some(*i),
+        ChannelRef::Label(l) => device.channels.iter().position(|c| c.label == *l).or_else(|| {
+            device
+                .channels
+                .iter()
+                .position(|c| c.label.eq_ignore_ascii_case(l))
+        }),
+    };
+    found.ok_or_else(|| SetupError::UnknownChannel {
+        channel: ch.name.clone(),
+        line: ch.line,
+        wanted: match &ch.source {
+            ChannelRef::Index(i) => format!("#{i}"),
+            ChannelRef::Label(l) => format!("`{l}`"),
+        },
+        available: device
+            .channels
+            .iter()
+            .map(|c| format!("`{}`", c.label))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
