@@ -1,5 +1,6 @@
 //! End-to-end tests of the `ionm` binary against `firmware-sim`, over real serial APIs (pseudo-terminals).
 //! One test binary, as ripgrep does; helpers in `util`.
 
+mod scenarios;
 mod serial;
 mod util;

@@ -76,7 +76,7 @@ impl Criteria {
             baseline_max_noise_uv: None,
             baseline_min_snr: 3.0,
             baseline_snr_alone: 6.0,
-            baseline_after: 2,
+            baseline_after: 3,
         }
     }
 
