@@ -3,7 +3,7 @@
 mod events;
 mod run;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use firmware_sim::transmit::Speed;
 use ionm_io::ReplaySpeed;
@@ -28,6 +28,25 @@ enum Command {
     Replay(ReplayArgs),
     /// List the serial ports the system knows of.
     Ports,
+    /// Describe an EDF/EDF+/BDF/BDF+ file: header, signals, annotations.
+    Info {
+        /// The file.
+        file: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        /// Annotations to list.
+        #[arg(long, default_value_t = 10)]
+        annotations: usize,
+    },
+    /// Turn an events file into CSV trends (one row per average) for spreadsheets.
+    Export {
+        /// The JSON Lines events file (`--events` of a run).
+        events: PathBuf,
+        /// Output CSV (default: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// List the built-in protocols, or print one.
     Protocols {
         /// Print this preset's TOML.
@@ -56,6 +75,10 @@ pub struct RunArgs {
     /// No per-second statistics line.
     #[arg(long)]
     pub quiet: bool,
+    /// Record everything to this BDF+ file (raw samples, a stimulus channel, annotations for stimuli, gaps,
+    /// alarms, baselines and markers; a JSON sidecar with the device and protocol). Flushed every second.
+    #[arg(long, value_name = "FILE.bdf")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -99,11 +122,22 @@ struct DemoArgs {
 
 #[derive(Debug, Args)]
 struct ReplayArgs {
-    /// The capture to replay.
+    /// The recording to replay: EDF, EDF+, BDF, BDF+ (ionm's or another tool's), or a capture of wire bytes
+    /// (`firmware-sim --speed max > case.ionmraw`).
     file: PathBuf,
     /// realtime, max, or a factor such as 10.
     #[arg(long, default_value = "max")]
     speed: ReplaySpeed,
+    /// EDF/BDF: the trigger channel carrying stimulator codes (ionm's recordings: `Stimulus`).
+    #[arg(long, default_value = "Stimulus")]
+    trigger: String,
+    /// EDF/BDF: take stimuli from annotations whose text starts with TEXT, as STIMULATOR
+    /// (e.g. `--stim-annotation "Stim L=left_median"`); repeatable. Used when there is no trigger channel.
+    #[arg(long, value_name = "TEXT=STIMULATOR")]
+    stim_annotation: Vec<String>,
+    /// EDF/BDF: the signals to replay, by label (default: every voltage signal at the most common rate).
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<String>>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -142,21 +176,12 @@ fn main() -> Result<()> {
             )
         }
         Some(Command::Replay(a)) => {
-            let f =
-                std::fs::File::open(&a.file).with_context(|| format!("cannot open {}", a.file.display()))?;
-            let source: Box<dyn ionm_io::ItemSource> = Box::new(ionm_io::CaptureSource::new(
-                a.file.display().to_string(),
-                std::io::BufReader::new(f),
-            ));
-            run::run(
-                run::Input::Replay {
-                    source,
-                    speed: a.speed,
-                },
-                &a.run,
-            )
+            let source = run::replay_source(&a.file, &a.trigger, &a.stim_annotation, a.channels.clone())?;
+            run::run(run::Input::Replay { source, speed: a.speed }, &a.run)
         }
         Some(Command::Ports) => run::ports(),
+        Some(Command::Info { file, json, annotations }) => run::info(&file, json, annotations),
+        Some(Command::Export { events, out }) => run::export(&events, out.as_deref()),
         Some(Command::Protocols { name }) => run::protocols(name.as_deref()),
         None => {
             // The main job: the built-in simulator in real time. (The dashboard opens here once it exists.)
@@ -168,6 +193,7 @@ fn main() -> Result<()> {
                 headless: true,
                 duration: None,
                 quiet: false,
+                record: None,
             };
             run::run(
                 run::Input::Live {

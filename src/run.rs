@@ -48,6 +48,17 @@ pub fn load_protocol(name: &str) -> Result<Protocol> {
     Protocol::from_file(path).with_context(|| format!("in protocol file {name}"))
 }
 
+/// The TOML of a protocol, for the recording's sidecar.
+fn protocol_text(name: &str) -> String {
+    match name {
+        "sim-default" => SIM_DEFAULT.to_owned(),
+        n => Protocol::preset_text(n)
+            .map(str::to_owned)
+            .or_else(|| std::fs::read_to_string(n).ok())
+            .unwrap_or_else(|| n.to_owned()),
+    }
+}
+
 /// `ionm protocols [NAME]`.
 pub fn protocols(name: Option<&str>) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -236,7 +247,14 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
     if !args.headless {
         tracing::warn!("the dashboard is not built yet: running headless");
     }
-    let config = PipelineConfig::new(protocol);
+    let mut config = PipelineConfig::new(protocol);
+    if let Some(path) = &args.record {
+        let rc = ionm_record::RecorderConfig {
+            protocol: Some(protocol_text(&args.protocol)),
+            ..Default::default()
+        };
+        config.record = Some((path.clone(), rc));
+    }
     let (pipeline, progress) = match input {
         Input::Live { source, lossless } => {
             let reader = ReaderConfig {
@@ -367,5 +385,220 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
     if let Some(msg) = fatal {
         bail!("{msg}");
     }
+    Ok(())
+}
+
+/// ionm-record's replay as an item source for the pipeline.
+struct RecordingSource {
+    name: String,
+    inner: ionm_record::ReplaySource,
+    ended: bool,
+}
+
+impl ItemSource for RecordingSource {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+    fn next_item(&mut self) -> Result<Option<ionm_core::Acquired>, String> {
+        if self.ended {
+            return Ok(None);
+        }
+        let item = self.inner.next_item().map_err(|e| e.to_string())?;
+        self.ended = item.is_none();
+        Ok(item)
+    }
+    fn duration_s(&self) -> Option<f64> {
+        Some(self.inner.end_s())
+    }
+    fn seek(&mut self, stream_s: f64) -> Result<(), String> {
+        self.inner.seek(stream_s);
+        self.ended = false;
+        Ok(())
+    }
+}
+
+fn is_edf(path: &std::path::Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    matches!(ext.as_deref(), Some("edf" | "bdf" | "rec"))
+}
+
+/// The source for `ionm replay FILE`: EDF/BDF through ionm-record, anything else as a wire capture.
+pub fn replay_source(
+    file: &std::path::Path,
+    trigger: &str,
+    stim_annotations: &[String],
+    channels: Option<Vec<String>>,
+) -> Result<Box<dyn ItemSource>> {
+    let name = file.display().to_string();
+    if !is_edf(file) {
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
+        return Ok(Box::new(ionm_io::CaptureSource::new(name, std::io::BufReader::new(f))));
+    }
+    let mut rules = Vec::new();
+    for rule in stim_annotations {
+        let Some((text, stim)) = rule.rsplit_once('=') else {
+            bail!("--stim-annotation {rule:?}: expected TEXT=STIMULATOR, e.g. \"Stim L=left_median\"");
+        };
+        let stimulator = ionm_core::Stimulator::from_name(stim.trim()).with_context(|| {
+            format!("--stim-annotation {rule:?}: unknown stimulator {stim:?} (e.g. left_median, right_tibial, tes)")
+        })?;
+        rules.push(ionm_record::AnnotationRule {
+            pattern: text.to_owned(),
+            kind: ionm_record::MatchKind::Prefix,
+            stimulator,
+            intensity_tenths: 0,
+            pulse_width_us: 0,
+            pulses: 1,
+        });
+    }
+    let config = ionm_record::ReplayConfig {
+        channels,
+        trigger_label: Some(trigger.to_owned()),
+        annotation_rules: rules,
+        ..Default::default()
+    };
+    let inner = ionm_record::ReplaySource::open(file, &config).with_context(|| format!("cannot replay {name}"))?;
+    Ok(Box::new(RecordingSource { name, inner, ended: false }))
+}
+
+/// `ionm info FILE`.
+pub fn info(file: &std::path::Path, json: bool, max_annotations: usize) -> Result<()> {
+    let mut r = ionm_edf::EdfReader::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let h = r.header().clone();
+    let records = r.num_records();
+    let annotations = r.annotations().with_context(|| format!("annotations of {}", file.display()))?;
+    let stimuli = annotations.iter().filter(|a| a.text.starts_with("stim ")).count();
+    let trigger = h.signals.iter().position(|s| s.label.trim() == ionm_record::TRIGGER_LABEL);
+    let trigger_stimuli = match trigger {
+        Some(t) => Some(r.read_signal_digital(t)?.iter().filter(|&&v| v != 0).count()),
+        None => None,
+    };
+    let signals: Vec<serde_json::Value> = h
+        .signals
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "label": s.label.trim(),
+                "annotation": s.is_annotation(),
+                "rate_hz": if h.record_duration > 0.0 { s.samples_per_record as f64 / h.record_duration } else { 0.0 },
+                "unit": s.physical_dimension.trim(),
+                "physical_min": s.physical_min, "physical_max": s.physical_max,
+                "digital_min": s.digital_min, "digital_max": s.digital_max,
+                "samples": s.samples_per_record as u64 * records,
+                "transducer": s.transducer.trim(), "prefiltering": s.prefiltering.trim(),
+            })
+        })
+        .collect();
+    let first: Vec<serde_json::Value> = annotations
+        .iter()
+        .take(max_annotations)
+        .map(|a| serde_json::json!({"onset": a.onset, "duration": a.duration, "text": a.text}))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "file": file.display().to_string(),
+            "format": format!("{:?}", h.format), "variant": format!("{:?}", h.variant),
+            "patient": h.patient.trim(), "recording": h.recording.trim(), "start": format!("{:?}", h.start),
+            "records": records, "declared_records": h.declared_records, "record_duration_s": h.record_duration,
+            "duration_s": records as f64 * h.record_duration,
+            "signals": signals,
+            "annotations": { "count": annotations.len(), "stimulus_annotations": stimuli,
+                             "trigger_stimuli": trigger_stimuli, "first": first },
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{}: {:?} {:?}", file.display(), h.format, h.variant)?;
+    writeln!(out, "patient:   {}", h.patient.trim())?;
+    writeln!(out, "recording: {}", h.recording.trim())?;
+    writeln!(out, "start:     {:?}", h.start)?;
+    writeln!(
+        out,
+        "records:   {records} × {} s = {:.3} s (header says {})",
+        h.record_duration,
+        records as f64 * h.record_duration,
+        h.declared_records
+    )?;
+    writeln!(out, "signals:")?;
+    for s in &signals {
+        writeln!(
+            out,
+            "  {:<18} {:>9.3} Hz  {:<4} phys [{}, {}]  dig [{}, {}]  {} samples{}",
+            s["label"].as_str().unwrap_or(""),
+            s["rate_hz"].as_f64().unwrap_or(0.0),
+            s["unit"].as_str().unwrap_or(""),
+            s["physical_min"],
+            s["physical_max"],
+            s["digital_min"],
+            s["digital_max"],
+            s["samples"],
+            if s["annotation"] == true { "  (annotations)" } else { "" }
+        )?;
+    }
+    writeln!(
+        out,
+        "annotations: {} ({} stimulus annotations{})",
+        annotations.len(),
+        stimuli,
+        trigger_stimuli.map_or(String::new(), |n| format!(", {n} stimuli on the trigger channel"))
+    )?;
+    for a in annotations.iter().take(max_annotations) {
+        writeln!(out, "  {:>10.4} s  {:?}  {}", a.onset, a.duration, a.text)?;
+    }
+    Ok(())
+}
+
+/// `ionm export EVENTS`: one CSV row per average.
+pub fn export(events: &std::path::Path, out: Option<&std::path::Path>) -> Result<()> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(events).with_context(|| format!("cannot open {}", events.display()))?;
+    let mut w: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    writeln!(
+        w,
+        "stream_s,trace,channel,stimulator,modality,sequence,sweeps,rejected,amplitude_uv,latency_ms,\
+         amplitude_ratio,latency_ratio,fsp,residual_noise_uv,suspended"
+    )?;
+    let num = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |x| format!("{x}"));
+    let text = |v: &serde_json::Value| {
+        let s = v.as_str().unwrap_or("");
+        if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    };
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {}: not a JSON object", events.display(), n + 1))?;
+        if e["type"] != "average" {
+            continue;
+        }
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            num(&e["stream_s"]),
+            text(&e["trace"]),
+            text(&e["channel"]),
+            text(&e["stimulator"]),
+            text(&e["modality"]),
+            num(&e["sequence"]),
+            num(&e["sweeps"]),
+            num(&e["rejected"]),
+            num(&e["amplitude_uv"]),
+            num(&e["latency_ms"]),
+            num(&e["amplitude_ratio"]),
+            num(&e["latency_ratio"]),
+            num(&e["fsp"]),
+            num(&e["residual_noise_uv"]),
+            text(&e["suspended"]),
+        )?;
+    }
+    w.flush()?;
     Ok(())
 }

@@ -34,6 +34,10 @@ pub struct Criteria {
     pub require_both: bool,
     /// Response lost when the peak is not found or amplitude < this × the residual noise of the average.
     pub loss_snr: Option<f64>,
+    /// The amplitude criterion also needs the drop to stand out of the noise: baseline − amplitude ≥ this ×
+    /// √2 × the average's residual noise (ISIN: criteria that adapt to the trace's variability). Small, noisy
+    /// responses (lower-limb cervical N34) then need a clearer drop than large, clean ones. 0 = off.
+    pub min_drop_snr: f64,
     /// Consecutive averages that must meet a criterion before it is called (and fail it before it clears).
     pub confirm: u32,
     /// Hysteresis on amplitude ratios: clears only above threshold + this.
@@ -69,6 +73,7 @@ impl Criteria {
             latency_increase_ms: None,
             require_both: false,
             loss_snr: None,
+            min_drop_snr: 3.0,
             confirm: 2,
             clear_margin_amplitude: 0.1,
             clear_margin_latency: 0.03,

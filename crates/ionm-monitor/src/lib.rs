@@ -277,7 +277,11 @@ impl Monitor {
         }
         // Each criterion: (met, recovered with hysteresis, value, threshold).
         let amp_thr = c.amplitude_ratio;
-        let amp_met = amp_thr.zip(amp_ratio).is_some_and(|(t, r)| r <= t);
+        let drop_stands_out = a
+            .amplitude_uv
+            .zip(a.residual_noise_uv)
+            .is_none_or(|(amp, n)| b.amplitude_uv - amp >= c.min_drop_snr * std::f64::consts::SQRT_2 * n);
+        let amp_met = amp_thr.zip(amp_ratio).is_some_and(|(t, r)| r <= t) && drop_stands_out;
         let amp_recovered = amp_thr
             .zip(amp_ratio)
             .is_none_or(|(t, r)| r > t + c.clear_margin_amplitude);
@@ -474,6 +478,12 @@ impl Monitor {
         self.technical.on_gap(gap, stream_s, &mut self.next_id, out);
     }
 
+    /// The recorder could not keep up and dropped `dropped` items: a technical alarm (the recording has holes;
+    /// acquisition and monitoring are unaffected), cleared by the usual overrun hold time.
+    pub fn on_recorder_behind(&mut self, dropped: u64, stream_s: f64, out: &mut Vec<Event>) {
+        self.technical.on_recorder_behind(dropped, stream_s, &mut self.next_id, out);
+    }
+
     /// Stream time advanced (call at least once a second of stream): time-based technical alarms clear here.
     pub fn on_time(&mut self, stream_s: f64, out: &mut Vec<Event>) {
         self.technical.on_time(stream_s, out);
@@ -519,7 +529,7 @@ pub(crate) fn alarm(
     if systemic {
         message.push_str(" — systemic: all cortical traces depressed, peripheral controls unchanged");
     }
-    if class == AlarmClass::Technical && state == AlarmState::Raised {
+    if class == AlarmClass::Technical && state == AlarmState::Raised && trace != "recorder" {
         message.push_str(" — clinical criteria of the affected traces suspended");
     }
     AlarmEvent {

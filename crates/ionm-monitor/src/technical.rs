@@ -78,6 +78,8 @@ pub(crate) struct Technical {
     overrun: Option<Active>,
     last_overrun_s: f64,
     link_errors: Option<Active>,
+    recorder_behind: Option<Active>,
+    last_recorder_s: f64,
     link_marks: VecDeque<f64>,
     raised: u64,
 }
@@ -100,6 +102,8 @@ impl Technical {
             overrun: None,
             last_overrun_s: f64::NEG_INFINITY,
             link_errors: None,
+            recorder_behind: None,
+            last_recorder_s: f64::NEG_INFINITY,
             link_marks: VecDeque::with_capacity(LINK_ERRORS + 1),
             raised: 0,
         }
@@ -423,9 +427,28 @@ impl Technical {
                 out,
             );
         }
+        if stream_s - self.last_recorder_s > OVERRUN_HOLD_S {
+            Self::clear(&mut self.recorder_behind, stream_s, "recorder", AlarmKind::Overrun, None, out);
+        }
         if stream_s - self.last_overrun_s > OVERRUN_HOLD_S {
             Self::clear(&mut self.overrun, stream_s, "", AlarmKind::Overrun, None, out);
         }
+    }
+
+    /// Not a suspension: acquisition and monitoring are intact, only the file has holes.
+    pub(crate) fn on_recorder_behind(&mut self, dropped: u64, stream_s: f64, next_id: &mut u64, out: &mut Vec<Event>) {
+        self.last_recorder_s = stream_s;
+        Self::raise(
+            &mut self.recorder_behind,
+            &mut self.raised,
+            next_id,
+            stream_s,
+            "recorder",
+            AlarmKind::Overrun,
+            Some(dropped as f64),
+            None,
+            out,
+        );
     }
 
     pub(crate) fn acknowledge(&mut self, id: u64, stream_s: f64, out: &mut Vec<Event>) -> bool {
@@ -442,6 +465,7 @@ impl Technical {
         slots.push((&mut self.signal_lost, String::new(), AlarmKind::SignalLost));
         slots.push((&mut self.overrun, String::new(), AlarmKind::Overrun));
         slots.push((&mut self.link_errors, String::new(), AlarmKind::LinkErrors));
+        slots.push((&mut self.recorder_behind, "recorder".to_owned(), AlarmKind::Overrun));
         for (slot, who, kind) in slots {
             if let Some(a) = slot
                 && a.id == id

@@ -96,6 +96,8 @@ pub struct PipelineConfig {
     /// offline runs, where waiting for whole FFT blocks is several times cheaper and event order must not
     /// depend on thread timing.
     pub flush_when_idle: bool,
+    /// Record everything (raw samples, stimuli, gaps, alarms, baselines, markers) to this BDF+ file.
+    pub record: Option<(std::path::PathBuf, ionm_record::RecorderConfig)>,
 }
 
 impl PipelineConfig {
@@ -107,6 +109,7 @@ impl PipelineConfig {
             waveforms: false,
             stats_every_s: 10.0,
             flush_when_idle: true,
+            record: None,
         }
     }
 }
@@ -178,6 +181,7 @@ pub struct Pipeline {
     events: mpsc::Receiver<PipelineEvent>,
     commands: mpsc::Sender<Command>,
     replay: Option<Arc<ReplayControl>>,
+    recorder: Option<Arc<ionm_record::RecorderStats>>,
 }
 
 impl Pipeline {
@@ -216,6 +220,11 @@ impl Pipeline {
         let ingest = handle.stats().clone();
         let stats = Arc::new(PipelineStats::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let recorder = match &config.record {
+            Some((path, rc)) => Some(ionm_record::Recorder::create(path, rc.clone()).map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let recorder_stats = recorder.as_ref().map(|r| r.stats().clone());
         let (tx, events) = mpsc::channel();
         let (commands, cmd_rx) = mpsc::channel();
         let thread = {
@@ -225,7 +234,7 @@ impl Pipeline {
                 .spawn(move || {
                     process(
                         consumer,
-                        Processor::new(config),
+                        Processor::new(config, recorder),
                         &stats,
                         &ingest,
                         &stop,
@@ -243,6 +252,7 @@ impl Pipeline {
             events,
             commands,
             replay,
+            recorder: recorder_stats,
         })
     }
 
@@ -264,6 +274,11 @@ impl Pipeline {
     /// A sender of commands to the processing thread.
     pub fn commands(&self) -> mpsc::Sender<Command> {
         self.commands.clone()
+    }
+
+    /// The recorder's counters, when recording.
+    pub fn recorder(&self) -> Option<&Arc<ionm_record::RecorderStats>> {
+        self.recorder.as_ref()
     }
 
     /// Replay controls (seek, speed, pause), when replaying.
@@ -321,6 +336,7 @@ fn process(
             if !consumer.write_is_held() || (stop.load(Relaxed) && consumer.is_empty()) {
                 processor.finish(stats, ingest);
                 processor.publish(tx);
+                processor.close_recorder();
                 let _ = tx.send(PipelineEvent::Finished);
                 return;
             }
@@ -337,6 +353,7 @@ fn process(
             tracing::error!(error = %e, "processing stopped");
             let _ = tx.send(PipelineEvent::Fatal(e));
             let _ = tx.send(PipelineEvent::Finished);
+            processor.close_recorder();
             return;
         }
     }

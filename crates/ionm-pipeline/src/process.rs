@@ -44,10 +44,12 @@ pub(crate) struct Processor {
     since: Vec<Since>,
     events: Vec<Event>,
     baselines_taken: Vec<usize>,
+    recorder: Option<ionm_record::RecorderHandle>,
+    recorder_dropped: u64,
 }
 
 impl Processor {
-    pub(crate) fn new(config: PipelineConfig) -> Self {
+    pub(crate) fn new(config: PipelineConfig, recorder: Option<ionm_record::RecorderHandle>) -> Self {
         let next_stats_s = config.stats_every_s;
         Self {
             config,
@@ -64,12 +66,18 @@ impl Processor {
             since: Vec::new(),
             events: Vec::with_capacity(64),
             baselines_taken: Vec::with_capacity(8),
+            recorder,
+            recorder_dropped: 0,
         }
     }
 
     /// Handles one item; returns an error message when processing cannot go on (protocol does not fit).
     pub(crate) fn accept(&mut self, item: &Acquired, stats: &PipelineStats) -> Result<(), String> {
         self.checker.accept(item, stats);
+        // The recorder takes a copy first: a file has every sample even if processing fails. Never blocks.
+        if let Some(r) = self.recorder.as_mut() {
+            r.try_send(item);
+        }
         match item {
             Acquired::Device(d) => {
                 self.on_device(d)?;
@@ -124,6 +132,13 @@ impl Processor {
         if self.stream_s >= self.next_stats_s {
             if let Some(m) = self.monitor.as_mut() {
                 m.on_time(self.stream_s, &mut self.events);
+                if let Some(r) = self.recorder.as_ref() {
+                    let dropped = r.stats().snapshot().dropped_items;
+                    if dropped > self.recorder_dropped {
+                        m.on_recorder_behind(dropped - self.recorder_dropped, self.stream_s, &mut self.events);
+                        self.recorder_dropped = dropped;
+                    }
+                }
             }
             while self.next_stats_s <= self.stream_s {
                 self.next_stats_s += self.config.stats_every_s;
@@ -283,6 +298,16 @@ impl Processor {
         self.events.push(Event::Stats(s));
     }
 
+    /// Closes the recording (after the last events were handed to it).
+    pub(crate) fn close_recorder(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            match r.finish() {
+                Ok(summary) => tracing::info!(?summary, "recording closed"),
+                Err(e) => tracing::error!(error = %e, "the recording could not be closed cleanly"),
+            }
+        }
+    }
+
     fn stats_event(&self, stats: &PipelineStats, is_final: bool, link: Option<LinkTotals>) -> StatsEvent {
         let p = stats.snapshot();
         StatsEvent {
@@ -305,6 +330,9 @@ impl Processor {
     /// Sends the events gathered so far.
     pub(crate) fn publish(&mut self, tx: &mpsc::Sender<PipelineEvent>) {
         for e in self.events.drain(..) {
+            if let Some(r) = self.recorder.as_mut() {
+                r.try_send_event(&e);
+            }
             // The receiver may be gone (shutting down); processing goes on regardless.
             let _ = tx.send(PipelineEvent::Event(e));
         }

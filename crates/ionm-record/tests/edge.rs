@@ -1,0 +1,105 @@
+//! Edge cases of the recorder: wall-time flushes, bad configuration, nothing to record.
+
+mod common;
+
+use common::{scratch, sim_config, sim_stream};
+use ionm_core::Acquired;
+use ionm_edf::{EdfReader, PatientId};
+use ionm_record::{
+    Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingWriter, ReplayConfig, ReplaySource,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[test]
+fn wall_time_flushes_what_stream_time_has_not() {
+    // 0.35 s of stream: three complete records, less than the 1 s of stream that triggers a flush.
+    let s = sim_stream(sim_config(2, 10_000, 1), 3_500, &[], 1);
+    let path = scratch("wall_flush.bdf");
+    let stats = Arc::new(RecorderStats::default());
+    let mut w = RecordingWriter::new(&path, RecorderConfig::default(), stats.clone()).unwrap();
+    for item in &s.items {
+        w.handle(item).unwrap();
+    }
+    let declared = || EdfReader::open(&path).unwrap().layout().declared_records;
+    assert_eq!(declared(), 0, "only the header is flushed so far");
+    let now = Instant::now();
+    w.poll(now).unwrap();
+    assert_eq!(declared(), 0, "the interval has not passed");
+    assert!(w.time_to_poll(now) <= Duration::from_secs(1));
+    w.poll(now + Duration::from_secs(2)).unwrap();
+    assert_eq!(declared(), 3);
+    assert_eq!(stats.snapshot().flushes, 1);
+    // Nothing new: no further flush.
+    w.poll(now + Duration::from_secs(4)).unwrap();
+    assert_eq!(stats.snapshot().flushes, 1);
+    w.finish().unwrap();
+    assert_eq!(declared(), 4, "the partial fourth record is padded at the end");
+}
+
+#[test]
+fn bad_configuration_is_refused_up_front() {
+    let path = scratch("bad_config.bdf");
+    let config = RecorderConfig {
+        patient: PatientId {
+            name: "Zoë".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert!(matches!(
+        Recorder::create(&path, config),
+        Err(RecorderError::Config(_))
+    ));
+    let config = RecorderConfig {
+        queue_capacity: 0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Recorder::create(&path, config),
+        Err(RecorderError::Config(_))
+    ));
+    let missing_dir = scratch("no/such/dir.bdf");
+    assert!(matches!(
+        Recorder::create(&missing_dir, RecorderConfig::default()),
+        Err(RecorderError::Io { .. })
+    ));
+    // A record duration that is not a whole number of samples fails when the device is known.
+    let config = RecorderConfig {
+        record_duration_s: Some(0.00015),
+        ..Default::default()
+    };
+    let mut rec = Recorder::create(&path, config).unwrap();
+    let s = sim_stream(sim_config(2, 10_000, 1), 100, &[], 1);
+    for item in &s.items {
+        rec.try_send(item);
+    }
+    let stats = rec.stats().clone();
+    assert!(matches!(rec.finish(), Err(RecorderError::Config(_))));
+    assert!(stats.snapshot().failed);
+}
+
+#[test]
+fn a_device_without_samples_gives_a_header_only_file_and_no_device_no_file() {
+    let s = sim_stream(sim_config(3, 10_000, 1), 10, &[], 1);
+    let path = scratch("header_only.bdf");
+    let rec = {
+        let mut rec = Recorder::create(&path, RecorderConfig::default()).unwrap();
+        assert!(rec.try_send(&s.items[0]));
+        rec
+    };
+    rec.finish().unwrap();
+    let r = EdfReader::open(&path).unwrap();
+    assert_eq!(r.layout().declared_records, 0);
+    let mut src = ReplaySource::open(&path, &ReplayConfig::default()).unwrap();
+    assert!(matches!(src.next_item().unwrap(), Some(Acquired::Device(d)) if *d == *s.device));
+    assert!(src.next_item().unwrap().is_none());
+
+    let path = scratch("nothing.bdf");
+    let summary = Recorder::create(&path, RecorderConfig::default())
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert!(summary.files.is_empty());
+    assert!(!path.exists());
+}
