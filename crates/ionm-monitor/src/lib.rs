@@ -9,14 +9,18 @@
 //!   controls are not (anaesthesia or blood pressure rather than a focal injury).
 //! - [`TraceMeta`]: what the monitor needs to know of a trace; [`AverageInput`]: the numbers of one average.
 //! - [`Criteria`] / [`Role`]: the configurable criteria with presets per modality.
+//! - [`SequentialDetector`] ([`sequential`]): a single-sweep matched-filter CUSUM per trace, for faster
+//!   detection of drops than block averages allow (not yet wired into the pipeline).
 //!
 //! The monitor is pure and deterministic: events come out in stream time, in the order their causes came in.
 //! It allocates only when it emits an event (at most a few per average), never per sweep or per sample.
 
 mod criteria;
+pub mod sequential;
 mod technical;
 
 pub use criteria::{Criteria, Role};
+pub use sequential::{Decision, SequentialConfig, SequentialDetector, SweepOutcome};
 
 use ionm_core::events::{
     AlarmClass, AlarmEvent, AlarmKind, AlarmState, BaselineEvent, BaselineOrigin, Event, MarkerEvent,
@@ -481,7 +485,8 @@ impl Monitor {
     /// The recorder could not keep up and dropped `dropped` items: a technical alarm (the recording has holes;
     /// acquisition and monitoring are unaffected), cleared by the usual overrun hold time.
     pub fn on_recorder_behind(&mut self, dropped: u64, stream_s: f64, out: &mut Vec<Event>) {
-        self.technical.on_recorder_behind(dropped, stream_s, &mut self.next_id, out);
+        self.technical
+            .on_recorder_behind(dropped, stream_s, &mut self.next_id, out);
     }
 
     /// Stream time advanced (call at least once a second of stream): time-based technical alarms clear here.

@@ -428,7 +428,14 @@ impl Technical {
             );
         }
         if stream_s - self.last_recorder_s > OVERRUN_HOLD_S {
-            Self::clear(&mut self.recorder_behind, stream_s, "recorder", AlarmKind::Overrun, None, out);
+            Self::clear(
+                &mut self.recorder_behind,
+                stream_s,
+                "recorder",
+                AlarmKind::Overrun,
+                None,
+                out,
+            );
         }
         if stream_s - self.last_overrun_s > OVERRUN_HOLD_S {
             Self::clear(&mut self.overrun, stream_s, "", AlarmKind::Overrun, None, out);
@@ -436,7 +443,13 @@ impl Technical {
     }
 
     /// Not a suspension: acquisition and monitoring are intact, only the file has holes.
-    pub(crate) fn on_recorder_behind(&mut self, dropped: u64, stream_s: f64, next_id: &mut u64, out: &mut Vec<Event>) {
+    pub(crate) fn on_recorder_behind(
+        &mut self,
+        dropped: u64,
+        stream_s: f64,
+        next_id: &mut u64,
+        out: &mut Vec<Event>,
+    ) {
         self.last_recorder_s = stream_s;
         Self::raise(
             &mut self.recorder_behind,
@@ -465,7 +478,11 @@ impl Technical {
         slots.push((&mut self.signal_lost, String::new(), AlarmKind::SignalLost));
         slots.push((&mut self.overrun, String::new(), AlarmKind::Overrun));
         slots.push((&mut self.link_errors, String::new(), AlarmKind::LinkErrors));
-        slots.push((&mut self.recorder_behind, "recorder".to_owned(), AlarmKind::Overrun));
+        slots.push((
+            &mut self.recorder_behind,
+            "recorder".to_owned(),
+            AlarmKind::Overrun,
+        ));
         for (slot, who, kind) in slots {
             if let Some(a) = slot
                 && a.id == id

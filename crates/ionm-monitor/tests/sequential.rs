@@ -1,0 +1,211 @@
+//! The single-sweep CUSUM: its threshold against published ARL tables and against simulation on Gaussian noise,
+//! and the detector end to end on synthetic sweeps (template + white Gaussian noise) against analytic figures.
+
+use ionm_core::Rng;
+use ionm_monitor::sequential::{lorden_delay, siegmund_arl, siegmund_threshold};
+use ionm_monitor::{Decision, SequentialConfig, SequentialDetector};
+
+/// Siegmund's approximation against the exact (integral-equation) ARLs tabulated for the standardised CUSUM
+/// with k = 0.5 (Montgomery, "Introduction to Statistical Quality Control", table of ARLs for the tabular CUSUM;
+/// Hawkins & Olwell 1998). The tables are for the *two-sided* scheme; in control its ARL is half the one-sided
+/// one (1/ARL = 1/ARL⁺ + 1/ARL⁻), out of control (shift 1σ) the far side contributes nothing. Tolerance 2%: the
+/// known accuracy of Siegmund's corrected approximation in this range.
+#[test]
+fn siegmund_matches_published_tables() {
+    for (h, arl0_two_sided, arl1) in [(4.0, 168.0, 8.38), (5.0, 465.0, 10.4)] {
+        let a0 = siegmund_arl(0.5, h, 0.0);
+        assert!(
+            (a0 / (2.0 * arl0_two_sided) - 1.0).abs() < 0.02,
+            "h={h}: ARL0 {a0}"
+        );
+        let a1 = siegmund_arl(0.5, h, 1.0);
+        assert!((a1 / arl1 - 1.0).abs() < 0.02, "h={h}: ARL1 {a1}");
+    }
+    // The inverse.
+    let h = siegmund_threshold(0.5, 2.0 * 465.0);
+    assert!((h - 5.0).abs() < 0.05, "{h}");
+}
+
+/// Run length of the CUSUM S ← max(0, S − z − k) (a drop detector, as in the detector) on N(0, 1) noise.
+fn run_length(rng: &mut Rng, k: f64, h: f64) -> u64 {
+    let mut s = 0.0_f64;
+    let mut n = 0;
+    loop {
+        n += 1;
+        s = (s - rng.normal() - k).max(0.0);
+        if s >= h {
+            return n;
+        }
+    }
+}
+
+/// With the threshold for ARL₀ = A, the mean run length on pure Gaussian noise is A. The run length is close to
+/// geometric, s.d. ≈ mean, so the mean of R runs has a standard error ≈ A/√R (we use the measured s.d.);
+/// tolerance = 3 standard errors + 3% of A for the approximation itself (its error is ≤ 2% in the tables above).
+#[test]
+fn threshold_gives_the_target_arl_on_gaussian_noise() {
+    let target = 500.0;
+    let runs = 400;
+    for (k, seed) in [(0.25, 11), (0.5, 12)] {
+        let h = siegmund_threshold(k, target);
+        let mut rng = Rng::new(seed);
+        let lengths: Vec<f64> = (0..runs).map(|_| run_length(&mut rng, k, h) as f64).collect();
+        let n = lengths.len() as f64;
+        let mean = lengths.iter().sum::<f64>() / n;
+        let sd = (lengths.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let tol = 3.0 * sd / n.sqrt() + 0.03 * target;
+        assert!(
+            (mean - target).abs() <= tol,
+            "k={k} h={h:.3}: mean run length {mean:.1} (s.d. {sd:.1}) vs {target} ± {tol:.1}"
+        );
+    }
+}
+
+/// Lorden: log(ARL)/KL with KL = δ²/2.
+#[test]
+fn lorden_delay_formula() {
+    let d = lorden_delay(0.5, 1e5);
+    assert!((d - 1e5_f64.ln() / 0.125).abs() < 1e-9);
+}
+
+const LEN: usize = 200;
+
+/// A response of unit-free shape with ‖r‖ = `norm`: one period of a Hann-windowed sine in the middle.
+fn response(norm: f64) -> Vec<f64> {
+    let r: Vec<f64> = (0..LEN)
+        .map(|i| {
+            let x = i as f64 / (LEN - 1) as f64;
+            (std::f64::consts::PI * x).sin().powi(2) * (4.0 * std::f64::consts::PI * x).sin()
+        })
+        .collect();
+    let e = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+    r.iter().map(|x| x * norm / e).collect()
+}
+
+fn sweep(rng: &mut Rng, r: &[f64], gain: f64, noise: f64, out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(r) {
+        *o = (gain * x + noise * rng.normal()) as f32;
+    }
+}
+
+/// The σ of one sweep's amplitude, its level, and the delay to a 60% drop, against analytic figures.
+///
+/// White noise of s.d. σₙ per sample, response energy ‖r‖², N template sweeps: the weights are ≈ r + e with
+/// ‖e‖² ≈ L·σₙ²/N (the template's own noise; the diagonal weighting is ≈ uniform for white noise), so one sweep's
+/// projection in baseline units has s.d. σ ≈ σₙ·√(‖r‖² + L·σₙ²/N) / ‖r‖². Here N = M = 400 (template,
+/// calibration sweeps). Relative standard error of the estimated σ = σ₀/μ₀: √(1/2M) ≈ 3.5% from σ₀, σ/√M ≈ 6%
+/// from the level μ₀, and ≈ 5% from the template's noise (⟨e, r⟩ has s.d. σₙ‖r‖/√N against ‖r‖²): ≈ 9% in
+/// all; tolerance 30% (> 3 s.e.).
+#[test]
+fn detector_learns_calibrates_and_detects_a_drop() {
+    let (norm, noise) = (10.0, 10.0);
+    let r = response(norm);
+    let cfg = SequentialConfig {
+        template_sweeps: 400,
+        calibration_sweeps: 400,
+        ..SequentialConfig::for_rate(4.7, 8.0)
+    };
+    let expected_sigma = noise
+        * (norm * norm + LEN as f64 * noise * noise / f64::from(cfg.template_sweeps)).sqrt()
+        / (norm * norm);
+    let mut buf = vec![0.0_f32; LEN];
+    let mut delays = Vec::new();
+    let mut level = Vec::new();
+    for seed in 0..20 {
+        let mut rng = Rng::new(100 + seed);
+        let mut det = SequentialDetector::new(cfg.clone(), LEN);
+        let learning = cfg.template_sweeps + cfg.calibration_sweeps;
+        for i in 0..learning {
+            sweep(&mut rng, &r, 1.0, noise, &mut buf);
+            assert!(det.on_sweep(&buf).is_none(), "sweep {i} is still learning");
+        }
+        assert!(det.is_monitoring());
+        let sigma = det.sigma();
+        assert!(
+            (sigma / expected_sigma - 1.0).abs() < 0.25,
+            "σ {sigma} vs {expected_sigma}"
+        );
+        // 300 baseline sweeps: no alarm expected (ARL₀ ≈ 135 000 sweeps: P(alarm) ≈ 0.2% per detector).
+        for _ in 0..300 {
+            sweep(&mut rng, &r, 1.0, noise, &mut buf);
+            let o = det.on_sweep(&buf).expect("monitoring");
+            assert_eq!(o.decision, None);
+            level.push(o.amplitude);
+        }
+        // A 60% drop.
+        let mut delay = None;
+        for n in 1..=2000 {
+            sweep(&mut rng, &r, 0.4, noise, &mut buf);
+            if det.on_sweep(&buf).expect("monitoring").decision == Some(Decision::Raised) {
+                delay = Some(n);
+                break;
+            }
+        }
+        let delay = delay.expect("the drop is detected");
+        // Siegmund's out-of-control ARL for this detector's own σ, k, h (Δ = 0.6/σ).
+        delays.push((
+            f64::from(delay),
+            siegmund_arl(det.reference(), det.threshold(), 0.6 / sigma),
+        ));
+        // Recovery: the evidence returns to 0 and the alarm clears within 2h/k sweeps (+ slack for noise).
+        let bound = (2.0 * det.threshold() / det.reference()).ceil() as usize * 2;
+        let mut cleared = false;
+        for _ in 0..bound {
+            sweep(&mut rng, &r, 1.0, noise, &mut buf);
+            if det.on_sweep(&buf).expect("monitoring").decision == Some(Decision::Cleared) {
+                cleared = true;
+                break;
+            }
+        }
+        assert!(cleared, "cleared after recovery");
+    }
+    // The level of held-out sweeps is 1 (the calibration is unbiased): 6000 amplitudes of s.d. ≈ σ, but 20
+    // detectors each with its own μ₀ estimated from 100 sweeps (s.e. ≈ σ/10 each, ≈ σ/45 averaged): 4 s.e.
+    let n = level.len() as f64;
+    let mean = level.iter().sum::<f64>() / n;
+    assert!(
+        (mean - 1.0).abs() < 4.0 * expected_sigma / (20.0_f64 * 100.0).sqrt(),
+        "level {mean}"
+    );
+    // Mean delay against Siegmund's prediction: run lengths after a large shift have a s.d. of ≈ 30% of the
+    // mean, so 20 of them ≈ 7%; σ, k and h are estimated (≈ 10%): tolerance 30%.
+    let measured = delays.iter().map(|d| d.0).sum::<f64>() / delays.len() as f64;
+    let predicted = delays.iter().map(|d| d.1).sum::<f64>() / delays.len() as f64;
+    assert!(
+        (measured / predicted - 1.0).abs() < 0.3,
+        "delay {measured} vs Siegmund {predicted}"
+    );
+}
+
+#[test]
+fn wrong_length_or_non_finite_sweeps_are_ignored() {
+    let mut det = SequentialDetector::new(SequentialConfig::default(), 10);
+    assert!(det.on_sweep(&[0.0; 9]).is_none());
+    assert!(det.on_sweep(&[f32::NAN; 10]).is_none());
+    assert!(!det.set_template(&[1.0; 3]));
+    assert!(det.set_template(&[1.0; 10]));
+    assert!(!det.is_monitoring());
+}
+
+/// A template of pure noise (no response) has a calibration level ≈ 0 half of the time; the detector must not
+/// produce a meaningless σ (it relearns) nor ever panic.
+#[test]
+fn no_response_never_panics() {
+    let mut rng = Rng::new(5);
+    let zero = vec![0.0; LEN];
+    let mut det = SequentialDetector::new(
+        SequentialConfig {
+            template_sweeps: 20,
+            calibration_sweeps: 20,
+            ..SequentialConfig::default()
+        },
+        LEN,
+    );
+    let mut buf = vec![0.0_f32; LEN];
+    for _ in 0..2000 {
+        sweep(&mut rng, &zero, 1.0, 1.0, &mut buf);
+        if let Some(o) = det.on_sweep(&buf) {
+            assert!(o.amplitude.is_finite() && o.evidence.is_finite() && o.sigma > 0.0);
+        }
+    }
+}
