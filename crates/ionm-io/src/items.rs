@@ -66,6 +66,8 @@ pub struct ReplayControl {
     speed_milli: AtomicU64,
     /// Paused.
     pub paused: AtomicBool,
+    /// Length of the stream in µs + 1 (0: unknown).
+    duration_us: AtomicU64,
 }
 
 impl ReplayControl {
@@ -88,6 +90,14 @@ impl ReplayControl {
             m => ReplaySpeed::Factor(m as f64 / 1000.0),
         }
     }
+    /// Length of the stream, s, if the source knows it.
+    pub fn duration_s(&self) -> Option<f64> {
+        match self.duration_us.load(Relaxed) {
+            0 => None,
+            d => Some((d - 1) as f64 / 1e6),
+        }
+    }
+
     /// Position, s.
     pub fn position_s(&self) -> f64 {
         self.position_us.load(Relaxed) as f64 / 1e6
@@ -107,6 +117,9 @@ pub fn spawn_replay(
     let finished = Arc::new(AtomicBool::new(false));
     let control = Arc::new(ReplayControl::default());
     control.set_speed(speed);
+    if let Some(d) = source.duration_s() {
+        control.duration_us.store((d.max(0.0) * 1e6) as u64 + 1, Relaxed);
+    }
     let thread = {
         let (stats, stop, finished, control) =
             (stats.clone(), stop.clone(), finished.clone(), control.clone());

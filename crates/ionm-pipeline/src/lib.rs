@@ -14,8 +14,10 @@
 
 mod checker;
 mod process;
+mod scope;
 
 pub use checker::StreamChecker;
+pub use scope::ScopeTap;
 
 use ionm_core::events::Event;
 use ionm_dsp::Protocol;
@@ -98,6 +100,8 @@ pub struct PipelineConfig {
     pub flush_when_idle: bool,
     /// Record everything (raw samples, stimuli, gaps, alarms, baselines, markers) to this BDF+ file.
     pub record: Option<(std::path::PathBuf, ionm_record::RecorderConfig)>,
+    /// Tap the raw and filtered signal of every channel for a live view ([`Pipeline::take_scope`]).
+    pub scope: bool,
 }
 
 impl PipelineConfig {
@@ -110,6 +114,7 @@ impl PipelineConfig {
             stats_every_s: 10.0,
             flush_when_idle: true,
             record: None,
+            scope: false,
         }
     }
 }
@@ -182,6 +187,8 @@ pub struct Pipeline {
     commands: mpsc::Sender<Command>,
     replay: Option<Arc<ReplayControl>>,
     recorder: Option<Arc<ionm_record::RecorderStats>>,
+    scope: Option<mpsc::Receiver<ScopeTap>>,
+    scope_dropped: Arc<AtomicU64>,
 }
 
 impl Pipeline {
@@ -221,10 +228,19 @@ impl Pipeline {
         let stats = Arc::new(PipelineStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let recorder = match &config.record {
-            Some((path, rc)) => Some(ionm_record::Recorder::create(path, rc.clone()).map_err(std::io::Error::other)?),
+            Some((path, rc)) => {
+                Some(ionm_record::Recorder::create(path, rc.clone()).map_err(std::io::Error::other)?)
+            }
             None => None,
         };
         let recorder_stats = recorder.as_ref().map(|r| r.stats().clone());
+        let scope_dropped = Arc::new(AtomicU64::new(0));
+        let (scope_writer, scope_rx) = if config.scope {
+            let (tx, rx) = mpsc::channel();
+            (Some(scope::ScopeWriter::new(tx, scope_dropped.clone())), Some(rx))
+        } else {
+            (None, None)
+        };
         let (tx, events) = mpsc::channel();
         let (commands, cmd_rx) = mpsc::channel();
         let thread = {
@@ -234,7 +250,7 @@ impl Pipeline {
                 .spawn(move || {
                     process(
                         consumer,
-                        Processor::new(config, recorder),
+                        Processor::new(config, recorder, scope_writer),
                         &stats,
                         &ingest,
                         &stop,
@@ -253,6 +269,8 @@ impl Pipeline {
             commands,
             replay,
             recorder: recorder_stats,
+            scope: scope_rx,
+            scope_dropped,
         })
     }
 
@@ -274,6 +292,16 @@ impl Pipeline {
     /// A sender of commands to the processing thread.
     pub fn commands(&self) -> mpsc::Sender<Command> {
         self.commands.clone()
+    }
+
+    /// The live-signal taps (one per device session), when [`PipelineConfig::scope`] is set. Taken once.
+    pub fn take_scope(&mut self) -> Option<mpsc::Receiver<ScopeTap>> {
+        self.scope.take()
+    }
+
+    /// Scope samples the UI did not drain in time (the acquisition is unaffected).
+    pub fn scope_dropped(&self) -> u64 {
+        self.scope_dropped.load(Relaxed)
     }
 
     /// The recorder's counters, when recording.

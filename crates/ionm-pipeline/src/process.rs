@@ -46,10 +46,15 @@ pub(crate) struct Processor {
     baselines_taken: Vec<usize>,
     recorder: Option<ionm_record::RecorderHandle>,
     recorder_dropped: u64,
+    scope: Option<crate::scope::ScopeWriter>,
 }
 
 impl Processor {
-    pub(crate) fn new(config: PipelineConfig, recorder: Option<ionm_record::RecorderHandle>) -> Self {
+    pub(crate) fn new(
+        config: PipelineConfig,
+        recorder: Option<ionm_record::RecorderHandle>,
+        scope: Option<crate::scope::ScopeWriter>,
+    ) -> Self {
         let next_stats_s = config.stats_every_s;
         Self {
             config,
@@ -68,6 +73,7 @@ impl Processor {
             baselines_taken: Vec::with_capacity(8),
             recorder,
             recorder_dropped: 0,
+            scope,
         }
     }
 
@@ -87,6 +93,9 @@ impl Processor {
                 });
             }
             Acquired::Samples(b) => {
+                if let Some(s) = self.scope.as_mut() {
+                    s.raw_block(b);
+                }
                 self.stream_s = self.session_offset_s + b.end_index() as f64 / self.fs.max(1.0);
                 self.session_end_s = self.stream_s;
                 self.push_engine(item);
@@ -135,7 +144,11 @@ impl Processor {
                 if let Some(r) = self.recorder.as_ref() {
                     let dropped = r.stats().snapshot().dropped_items;
                     if dropped > self.recorder_dropped {
-                        m.on_recorder_behind(dropped - self.recorder_dropped, self.stream_s, &mut self.events);
+                        m.on_recorder_behind(
+                            dropped - self.recorder_dropped,
+                            self.stream_s,
+                            &mut self.events,
+                        );
                         self.recorder_dropped = dropped;
                     }
                 }
@@ -193,6 +206,19 @@ impl Processor {
             self.trace_names = names;
         }
         self.since = vec![Since::default(); engine.trace_count()];
+        if let Some(scope) = self.scope.as_mut() {
+            let mut stream_channel = vec![None; engine.stream_count()];
+            for info in (0..engine.trace_count()).filter_map(|t| engine.trace_info(t)) {
+                let owned = stream_channel.contains(&Some(info.device_channel));
+                if let Some(slot) = stream_channel.get_mut(info.stream)
+                    && slot.is_none()
+                    && !owned
+                {
+                    *slot = Some(info.device_channel);
+                }
+            }
+            scope.reset(d, stream_channel);
+        }
         tracing::info!(traces = engine.trace_count(), "DSP engine ready");
         self.engine = Some(engine);
         Ok(())
@@ -227,6 +253,7 @@ impl Processor {
             fs: self.fs,
             offset_s: self.session_offset_s,
             waveforms: self.config.waveforms,
+            scope: self.scope.as_mut(),
         };
         f(engine, &mut sink);
         for t in self.baselines_taken.drain(..) {
@@ -349,6 +376,7 @@ struct Sink<'a> {
     fs: f64,
     offset_s: f64,
     waveforms: bool,
+    scope: Option<&'a mut crate::scope::ScopeWriter>,
 }
 
 fn waveform_of(a: &AverageView<'_>) -> Waveform {
@@ -361,6 +389,12 @@ fn waveform_of(a: &AverageView<'_>) -> Waveform {
 }
 
 impl DspSink for Sink<'_> {
+    fn filtered(&mut self, stream: usize, _first_index: ionm_core::SampleIndex, data: &[f32]) {
+        if let Some(s) = self.scope.as_mut() {
+            s.filtered(stream, data);
+        }
+    }
+
     fn sweep(&mut self, s: &SweepView<'_>) {
         let rejected = match s.verdict {
             Verdict::Accepted => {
