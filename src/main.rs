@@ -1,7 +1,10 @@
 //! `ionm`: the command-line entry point. Thin: argument parsing, logging set-up, and the run loop in [`run`].
 
+mod bench;
 mod events;
+mod gui;
 mod run;
+mod score;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +42,11 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         annotations: usize,
     },
+    /// Benchmark the whole pipeline on the simulator at max speed (real-time factor, stage shares, latency,
+    /// memory), or run the time-to-detection scenario suite (`--suite`).
+    Bench(bench::BenchArgs),
+    /// Score an events file against a simulator ground truth: detections, delays, false alarms.
+    Score(score::ScoreArgs),
     /// Turn an events file into CSV trends (one row per average) for spreadsheets.
     Export {
         /// The JSON Lines events file (`--events` of a run).
@@ -66,7 +74,7 @@ pub struct RunArgs {
     /// Keep the averages' waveforms in the JSON Lines events.
     #[arg(long)]
     pub events_waveforms: bool,
-    /// No window: print alarms and statistics to the terminal.
+    /// No window: print alarms and statistics to the terminal (also the fallback when there is no display).
     #[arg(long)]
     pub headless: bool,
     /// Stop after this many seconds of wall time.
@@ -177,20 +185,32 @@ fn main() -> Result<()> {
         }
         Some(Command::Replay(a)) => {
             let source = run::replay_source(&a.file, &a.trigger, &a.stim_annotation, a.channels.clone())?;
-            run::run(run::Input::Replay { source, speed: a.speed }, &a.run)
+            run::run(
+                run::Input::Replay {
+                    source,
+                    speed: a.speed,
+                },
+                &a.run,
+            )
         }
         Some(Command::Ports) => run::ports(),
-        Some(Command::Info { file, json, annotations }) => run::info(&file, json, annotations),
+        Some(Command::Info {
+            file,
+            json,
+            annotations,
+        }) => run::info(&file, json, annotations),
         Some(Command::Export { events, out }) => run::export(&events, out.as_deref()),
+        Some(Command::Bench(a)) => bench::run(&a),
+        Some(Command::Score(a)) => score::run(&a),
         Some(Command::Protocols { name }) => run::protocols(name.as_deref()),
         None => {
-            // The main job: the built-in simulator in real time. (The dashboard opens here once it exists.)
+            // The main job: the dashboard on the built-in simulator in real time (headless without a display).
             let source = run::demo_source("ssep-stable", 16, 10_000, 1, Speed::Realtime, None)?;
             let args = RunArgs {
                 protocol: "sim-default".into(),
                 events: None,
                 events_waveforms: false,
-                headless: true,
+                headless: false,
                 duration: None,
                 quiet: false,
                 record: None,

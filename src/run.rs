@@ -180,7 +180,7 @@ fn stats_line(wall: f64, i: &IngestSnapshot, p: &PipelineSnapshot, per_s: u64) -
 }
 
 /// One terminal line for the events a person must see: alarms, baselines, gaps, link changes, markers.
-fn describe(e: &Event) -> Option<String> {
+pub(crate) fn describe(e: &Event) -> Option<String> {
     let t = clock(e.stream_s());
     Some(match e {
         Event::Alarm(a) => {
@@ -244,8 +244,12 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
             Box::new(std::io::stdout())
         },
     };
-    if !args.headless {
-        tracing::warn!("the dashboard is not built yet: running headless");
+    let gui = !args.headless && ionm_dashboard::display_available();
+    if !args.headless && !gui {
+        let _ = writeln!(
+            std::io::stderr(),
+            "ionm: no display (DISPLAY/WAYLAND_DISPLAY unset): running headless"
+        );
     }
     let mut config = PipelineConfig::new(protocol);
     if let Some(path) = &args.record {
@@ -255,6 +259,12 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
         };
         config.record = Some((path.clone(), rc));
     }
+    config.waveforms = gui;
+    config.scope = gui;
+    let source_name = match &input {
+        Input::Live { source, .. } => source.describe(),
+        Input::Replay { source, .. } => format!("replay {}", source.describe()),
+    };
     let (pipeline, progress) = match input {
         Input::Live { source, lossless } => {
             let reader = ReaderConfig {
@@ -281,6 +291,24 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
             (p, Some(bar))
         }
     };
+    if gui {
+        if let Some(bar) = &progress {
+            bar.finish_and_clear();
+        }
+        let source = crate::gui::PipelineSource::new(
+            pipeline,
+            sink,
+            args.protocol.clone(),
+            source_name,
+            args.record.clone(),
+        );
+        let app = ionm_dashboard::DashboardApp::new(
+            Box::new(source),
+            std::sync::Arc::new(ionm_dashboard::SystemClock::new()),
+        );
+        // Dropping the app (window closed) stops the pipeline and writes its last events.
+        return ionm_dashboard::run_native(app, "ionm").context("the dashboard");
+    }
     let started = Instant::now();
     let deadline = args
         .duration
@@ -418,7 +446,10 @@ impl ItemSource for RecordingSource {
 }
 
 fn is_edf(path: &std::path::Path) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
     matches!(ext.as_deref(), Some("edf" | "bdf" | "rec"))
 }
 
@@ -432,7 +463,10 @@ pub fn replay_source(
     let name = file.display().to_string();
     if !is_edf(file) {
         let f = std::fs::File::open(file).with_context(|| format!("cannot open {name}"))?;
-        return Ok(Box::new(ionm_io::CaptureSource::new(name, std::io::BufReader::new(f))));
+        return Ok(Box::new(ionm_io::CaptureSource::new(
+            name,
+            std::io::BufReader::new(f),
+        )));
     }
     let mut rules = Vec::new();
     for rule in stim_annotations {
@@ -457,8 +491,13 @@ pub fn replay_source(
         annotation_rules: rules,
         ..Default::default()
     };
-    let inner = ionm_record::ReplaySource::open(file, &config).with_context(|| format!("cannot replay {name}"))?;
-    Ok(Box::new(RecordingSource { name, inner, ended: false }))
+    let inner =
+        ionm_record::ReplaySource::open(file, &config).with_context(|| format!("cannot replay {name}"))?;
+    Ok(Box::new(RecordingSource {
+        name,
+        inner,
+        ended: false,
+    }))
 }
 
 /// `ionm info FILE`.
@@ -466,9 +505,14 @@ pub fn info(file: &std::path::Path, json: bool, max_annotations: usize) -> Resul
     let mut r = ionm_edf::EdfReader::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let h = r.header().clone();
     let records = r.num_records();
-    let annotations = r.annotations().with_context(|| format!("annotations of {}", file.display()))?;
+    let annotations = r
+        .annotations()
+        .with_context(|| format!("annotations of {}", file.display()))?;
     let stimuli = annotations.iter().filter(|a| a.text.starts_with("stim ")).count();
-    let trigger = h.signals.iter().position(|s| s.label.trim() == ionm_record::TRIGGER_LABEL);
+    let trigger = h
+        .signals
+        .iter()
+        .position(|s| s.label.trim() == ionm_record::TRIGGER_LABEL);
     let trigger_stimuli = match trigger {
         Some(t) => Some(r.read_signal_digital(t)?.iter().filter(|&&v| v != 0).count()),
         None => None,
@@ -533,7 +577,11 @@ pub fn info(file: &std::path::Path, json: bool, max_annotations: usize) -> Resul
             s["digital_min"],
             s["digital_max"],
             s["samples"],
-            if s["annotation"] == true { "  (annotations)" } else { "" }
+            if s["annotation"] == true {
+                "  (annotations)"
+            } else {
+                ""
+            }
         )?;
     }
     writeln!(
@@ -567,7 +615,11 @@ pub fn export(events: &std::path::Path, out: Option<&std::path::Path>) -> Result
     let num = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |x| format!("{x}"));
     let text = |v: &serde_json::Value| {
         let s = v.as_str().unwrap_or("");
-        if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
     };
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line?;
