@@ -54,30 +54,32 @@ impl DashboardApp {
                 .inner_margin(egui::Margin::symmetric(12, 6))
                 .show(ui, |ui| {
                     ui.set_width(ui.available_width());
-                    ui.horizontal(|ui| {
-                        ui.label(RichText::new(title).size(super::BIG * 0.8).strong().color(text));
-                        ui.label(RichText::new(&ev.message).size(20.0).color(text));
-                        ui.label(
-                            RichText::new(format!("at {}", hms(ev.stream_s)))
-                                .size(20.0)
-                                .color(text),
-                        );
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            match a.acknowledged_s {
-                                Some(t) => {
-                                    ui.label(
-                                        RichText::new(format!("acknowledged at {}", hms(t))).color(text),
-                                    );
-                                }
-                                None => {
-                                    let b =
-                                        egui::Button::new(RichText::new("Acknowledge").size(22.0).strong());
-                                    if ui.add(b).clicked() {
-                                        acks.push(ev.id);
-                                    }
+                    // The button (or the acknowledgement) is laid out first, from the right, so that a long
+                    // message wraps instead of pushing it off the screen.
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        match a.acknowledged_s {
+                            Some(t) => {
+                                ui.label(RichText::new(format!("acknowledged at {}", hms(t))).color(text));
+                            }
+                            None => {
+                                let b = egui::Button::new(RichText::new("Acknowledge").size(22.0).strong());
+                                if ui.add(b).clicked() {
+                                    acks.push(ev.id);
                                 }
                             }
-                        });
+                        }
+                        ui.with_layout(
+                            egui::Layout::left_to_right(egui::Align::Center).with_main_wrap(true),
+                            |ui| {
+                                ui.label(RichText::new(title).size(super::BIG * 0.8).strong().color(text));
+                                ui.label(RichText::new(&ev.message).size(20.0).color(text));
+                                ui.label(
+                                    RichText::new(format!("at {}", hms(ev.stream_s)))
+                                        .size(20.0)
+                                        .color(text),
+                                );
+                            },
+                        );
                     });
                 });
         }
