@@ -76,6 +76,21 @@ pub struct Transmitter {
     stats: TransmitStats,
     labels: Vec<String>,
     gains: Vec<u32>,
+    lead: bool,
+    ahead: Ahead,
+}
+
+/// The frame generated ahead of the one being sent (stimulus lead).
+#[derive(Default)]
+struct Ahead {
+    valid: bool,
+    start: u64,
+    n: usize,
+    finished: bool,
+    values: Vec<i32>,
+    stimuli: Vec<StimulusEvent>,
+    /// Its stimuli have gone out (in a chunk that reached the host).
+    stimuli_sent: bool,
 }
 
 impl Transmitter {
@@ -103,6 +118,12 @@ impl Transmitter {
             stats: TransmitStats::default(),
             labels: info.channels.iter().map(|c| c.label.clone()).collect(),
             gains: info.channels.iter().map(|c| c.gain_nv_per_lsb).collect(),
+            lead: samples_per_frame as u64 >= ionm_wire::stimulus_lead_samples(info.sample_rate_hz),
+            ahead: Ahead {
+                values: vec![0; samples_per_frame * n_ch],
+                stimuli: Vec::with_capacity(64),
+                ..Ahead::default()
+            },
             sim,
         }
     }
@@ -123,8 +144,98 @@ impl Transmitter {
     }
 
     /// Generates one sample frame's worth of data and appends the bytes the device sends for it to `out`:
-    /// device info and status when due, the stimuli that fall in it, then the samples.
+    /// device info and status when due, the stimuli, then the samples.
+    ///
+    /// With the stimulus lead on (the default, see [`Transmitter::stimulus_lead`]) the simulator runs one frame
+    /// ahead of the samples sent, as a device that schedules its own stimulator knows its next onsets: the
+    /// stimuli of the *next* frame go out before this frame's samples, so every stimulus precedes the samples
+    /// from one frame (≥ 1 ms) before its index, and the device info declares revision
+    /// [`ionm_wire::DEVICE_REVISION_STIMULUS_LEAD`]. The samples themselves are not delayed.
     pub fn next_chunk(&mut self, out: &mut Vec<u8>) -> ChunkInfo {
+        if !self.ahead.valid {
+            // First frame (or lead off): generate it now.
+            self.generate_ahead();
+        }
+        if self.ahead.n == 0 {
+            return ChunkInfo {
+                end_index: self.ahead.start,
+                connected: self.sim.link_at(self.ahead.start).connected,
+                finished: true,
+            };
+        }
+        // The frame generated ahead becomes the current one.
+        std::mem::swap(&mut self.values, &mut self.ahead.values);
+        std::mem::swap(&mut self.stimuli, &mut self.ahead.stimuli);
+        let (start, n, finished, stims_sent) = (
+            self.ahead.start,
+            self.ahead.n,
+            self.ahead.finished,
+            self.ahead.stimuli_sent,
+        );
+        self.ahead.valid = false;
+        self.ahead.stimuli.clear();
+        if self.lead && !finished {
+            self.generate_ahead();
+        }
+        let connected = self.sim.link_at(start).connected;
+        let n_ch = self.labels.len();
+        let mark = out.len();
+        if start >= self.next_info {
+            self.next_info = start + self.info_every;
+            self.push_device_info(out);
+        }
+        if !stims_sent {
+            self.push_stimuli(out, false);
+        }
+        if self.ahead.valid {
+            self.push_stimuli(out, true);
+        }
+        let len = self
+            .enc
+            .samples(&mut self.frame, start, n_ch, &self.values[..n * n_ch])
+            .expect("the simulator clamps samples to 24 bits and frames fit");
+        out.extend_from_slice(&self.frame[..len]);
+        self.stats.frames += 1;
+        if start >= self.next_status {
+            self.next_status = start + self.status_every;
+            let s = self.sim.status();
+            // The simulator may be a frame ahead: report the state at the last sample sent.
+            let end = start + n as u64;
+            let st = ionm_wire::Status {
+                sample_index: end,
+                battery_percent: s.battery_percent,
+                stimulator_fault: s.stimulator_fault,
+                saturated: s.saturated,
+                impedance_high: self.sim.impedance_high_at(end - 1),
+            };
+            let len = self.enc.status(&mut self.frame, &st).expect("status fits");
+            out.extend_from_slice(&self.frame[..len]);
+            self.stats.frames += 1;
+        }
+        if !connected {
+            // The frames were numbered (the device's counter ran on) but never reached the host.
+            out.truncate(mark);
+            self.stats.withheld_frames += 1;
+            // When the link comes back the host must relearn the format at once, and get the stimuli announced
+            // in this chunk again.
+            self.next_info = 0;
+            self.ahead.stimuli_sent = false;
+        } else {
+            let rate = self.sim.link_at(start).corrupt_byte_rate;
+            if rate > 0.0 {
+                self.corrupt(&mut out[mark..], rate);
+            }
+            self.stats.bytes += (out.len() - mark) as u64;
+        }
+        ChunkInfo {
+            end_index: start + n as u64,
+            connected,
+            finished,
+        }
+    }
+
+    /// Generates the next frame into the look-ahead buffers.
+    fn generate_ahead(&mut self) {
         let start = self.sim.next_index();
         let mut n = self.samples_per_frame;
         let mut finished = false;
@@ -135,24 +246,27 @@ impl Transmitter {
                 finished = true;
             }
         }
-        let connected = self.sim.link().connected;
-        if n == 0 {
-            return ChunkInfo {
-                end_index: start,
-                connected,
-                finished: true,
-            };
-        }
         let n_ch = self.labels.len();
-        self.stimuli.clear();
-        self.sim
-            .generate(n, &mut self.values[..n * n_ch], &mut self.stimuli);
-        let mark = out.len();
-        if start >= self.next_info {
-            self.next_info = start + self.info_every;
-            self.push_device_info(out);
+        self.ahead.stimuli.clear();
+        if n > 0 {
+            self.sim
+                .generate(n, &mut self.ahead.values[..n * n_ch], &mut self.ahead.stimuli);
         }
-        for chunk in self.stimuli.chunks(MAX_STIMULI_PER_FRAME) {
+        self.ahead.start = start;
+        self.ahead.n = n;
+        self.ahead.finished = finished;
+        self.ahead.valid = true;
+        self.ahead.stimuli_sent = false;
+    }
+
+    /// Writes stimulus frames for the current frame's stimuli, or (`ahead`) for the frame generated ahead.
+    fn push_stimuli(&mut self, out: &mut Vec<u8>, ahead: bool) {
+        let list = std::mem::take(if ahead {
+            &mut self.ahead.stimuli
+        } else {
+            &mut self.stimuli
+        });
+        for chunk in list.chunks(MAX_STIMULI_PER_FRAME) {
             self.wire_stimuli.clear();
             self.wire_stimuli
                 .extend(chunk.iter().map(|s| ionm_wire::Stimulus {
@@ -169,44 +283,26 @@ impl Transmitter {
             out.extend_from_slice(&self.frame[..len]);
             self.stats.frames += 1;
         }
-        let len = self
-            .enc
-            .samples(&mut self.frame, start, n_ch, &self.values[..n * n_ch])
-            .expect("the simulator clamps samples to 24 bits and frames fit");
-        out.extend_from_slice(&self.frame[..len]);
-        self.stats.frames += 1;
-        if start >= self.next_status {
-            self.next_status = start + self.status_every;
-            let s = self.sim.status();
-            let st = ionm_wire::Status {
-                sample_index: s.sample_index,
-                battery_percent: s.battery_percent,
-                stimulator_fault: s.stimulator_fault,
-                saturated: s.saturated,
-                impedance_high: s.impedance_high,
-            };
-            let len = self.enc.status(&mut self.frame, &st).expect("status fits");
-            out.extend_from_slice(&self.frame[..len]);
-            self.stats.frames += 1;
-        }
-        if !connected {
-            // The frames were numbered (the device's counter ran on) but never reached the host.
-            out.truncate(mark);
-            self.stats.withheld_frames += 1;
-            // When the link comes back the host must relearn the format at once.
-            self.next_info = 0;
+        if ahead {
+            self.ahead.stimuli = list;
+            self.ahead.stimuli_sent = true;
         } else {
-            let rate = self.sim.link().corrupt_byte_rate;
-            if rate > 0.0 {
-                self.corrupt(&mut out[mark..], rate);
-            }
-            self.stats.bytes += (out.len() - mark) as u64;
+            self.stimuli = list;
         }
-        ChunkInfo {
-            end_index: start + n as u64,
-            connected,
-            finished,
-        }
+    }
+
+    /// Whether stimuli are announced a frame ahead (device-info revision
+    /// [`ionm_wire::DEVICE_REVISION_STIMULUS_LEAD`]). On by default when a frame covers the promised lead
+    /// ([`ionm_wire::STIMULUS_LEAD_MS`]), which holds for every rate up to 64 channels × 64 kHz.
+    pub fn stimulus_lead(&self) -> bool {
+        self.lead
+    }
+
+    /// Turns the stimulus lead off (revision 1: each stimulus just before the frame holding its sample), as an
+    /// older device would send. Call before the first chunk.
+    pub fn without_stimulus_lead(mut self) -> Self {
+        self.lead = false;
+        self
     }
 
     /// Corrupts a long-run fraction `rate` of the bytes, in bursts of 1–64 bytes (mean 32.5), as interference
@@ -246,9 +342,14 @@ impl Transmitter {
             firmware_version: &info.firmware_version,
             channels: &channels,
         };
+        let revision = if self.lead {
+            ionm_wire::DEVICE_REVISION_STIMULUS_LEAD
+        } else {
+            ionm_wire::PROTOCOL_VERSION
+        };
         let len = self
             .enc
-            .device_info(&mut self.frame, &desc)
+            .device_info_revision(&mut self.frame, &desc, revision)
             .expect("the simulator's description is valid");
         out.extend_from_slice(&self.frame[..len]);
         self.stats.frames += 1;
@@ -387,5 +488,109 @@ impl Read for SimReader {
         dst[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Scenario, SimConfig};
+    use ionm_wire::{Decoder, Event};
+
+    /// (index, index) pairs: a stimulus with the sample end received before it, or a frame's first and end.
+    type Pairs = Vec<(u64, u64)>;
+
+    /// Decodes a transmitter's output: (device revisions seen, stimuli with the sample end received before
+    /// each, sample frames as (first, end)).
+    fn decode(tx: &mut Transmitter) -> (Vec<u8>, Pairs, Pairs) {
+        let mut bytes = Vec::new();
+        while !tx.next_chunk(&mut bytes).finished {}
+        let (mut revs, mut stims, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+        let mut received_end = 0u64;
+        Decoder::new().decode(&bytes, |ev| match ev {
+            Event::DeviceInfo(d) => revs.push(d.protocol_version()),
+            Event::Stimuli(s) => stims.extend(s.iter().map(|s| (s.sample_index, received_end))),
+            Event::Samples(s) => {
+                frames.push((s.first_index(), s.first_index() + s.n_samples() as u64));
+                received_end = s.first_index() + s.n_samples() as u64;
+            }
+            _ => {}
+        });
+        (revs, stims, frames)
+    }
+
+    fn sim(toml: &str) -> Simulator {
+        Simulator::new(SimConfig {
+            channels: 4,
+            sample_rate_hz: 20_000,
+            seed: 2,
+            mains_hz: 50.0,
+            scenario: Scenario::from_toml(toml).unwrap(),
+        })
+        .unwrap()
+    }
+
+    const SCENARIO: &str =
+        "name = \"t\"\nduration_s = 3\n\n[[event]]\nkind = \"disconnect\"\nat_s = 1\nduration_s = 0.3\n";
+
+    #[test]
+    fn stimuli_are_announced_a_frame_ahead() {
+        let mut tx = Transmitter::new(sim(SCENARIO));
+        assert!(tx.stimulus_lead());
+        let expected = {
+            let mut s = sim(SCENARIO);
+            let mut v = vec![0; 4 * 20];
+            let mut all = Vec::new();
+            for _ in 0..3 * 1000 {
+                s.generate(20, &mut v, &mut all);
+            }
+            all
+        };
+        let (revs, stims, frames) = decode(&mut tx);
+        assert!(
+            !revs.is_empty()
+                && revs
+                    .iter()
+                    .all(|&r| r == ionm_wire::DEVICE_REVISION_STIMULUS_LEAD)
+        );
+        let lead = ionm_wire::stimulus_lead_samples(20_000);
+        // The promise: no sample at or after `s − lead` had been sent when the stimulus came.
+        for &(s, received_end) in &stims {
+            assert!(
+                received_end <= s - lead,
+                "stimulus {s} after samples up to {received_end}"
+            );
+        }
+        // Every stimulus outside the disconnection arrives exactly once (those announced just before the link
+        // dropped may arrive although their samples do not).
+        let got: Vec<u64> = stims.iter().map(|s| s.0).collect();
+        let mut dedup = got.clone();
+        dedup.dedup();
+        assert_eq!(dedup, got);
+        let outside: Vec<u64> = expected
+            .iter()
+            .map(|e| e.sample_index)
+            .filter(|&s| !(20_000..26_000 + 20).contains(&s))
+            .collect();
+        assert!(outside.iter().all(|s| got.contains(s)), "a stimulus was lost");
+        assert!(outside.len() > 20);
+        // Samples: contiguous except for the disconnection, whatever the look-ahead.
+        let gaps: Vec<(u64, u64)> = frames
+            .windows(2)
+            .filter(|w| w[0].1 != w[1].0)
+            .map(|w| (w[0].1, w[1].0))
+            .collect();
+        assert_eq!(gaps, vec![(20_000, 26_000)]);
+        assert_eq!(frames.last().unwrap().1, 60_000);
+    }
+
+    #[test]
+    fn without_the_lead_stimuli_come_just_before_their_frame() {
+        let mut tx = Transmitter::new(sim(SCENARIO)).without_stimulus_lead();
+        let (revs, stims, _) = decode(&mut tx);
+        assert!(revs.iter().all(|&r| r == ionm_wire::PROTOCOL_VERSION));
+        assert!(stims.iter().all(|&(s, received_end)| received_end <= s));
+        // Some stimulus comes less than 1 ms ahead of the samples already sent.
+        assert!(stims.iter().any(|&(s, received_end)| received_end + 20 > s));
     }
 }

@@ -132,11 +132,12 @@ impl Averager {
         let n = self.spec.sweeps;
         match self.spec.mode {
             AverageMode::Block => {
-                for (j, v) in x.iter().enumerate() {
+                // Zipped iterators (no bounds checks): the compiler vectorises this loop.
+                for (((s, q), p), v) in self.sum.iter_mut().zip(&mut self.sumsq).zip(&mut self.pm).zip(x) {
                     let v = f64::from(*v);
-                    self.sum[j] += v;
-                    self.sumsq[j] += v * v;
-                    self.pm[j] += sign * v;
+                    *s += v;
+                    *q += v * v;
+                    *p += sign * v;
                 }
                 self.count += 1;
                 if self.count < n {

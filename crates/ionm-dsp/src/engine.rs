@@ -123,6 +123,10 @@ pub struct EngineStats {
     pub late_blanks: u64,
     /// Samples released to the filters before a pending blank could be applied because the buffers were full.
     pub forced_releases: u64,
+    /// Filter blocks transformed (all streams).
+    pub filter_blocks: u64,
+    /// Filter blocks skipped because no sweep needed them and the sink did not want the filtered stream.
+    pub filter_blocks_skipped: u64,
 }
 
 /// Static description of one trace (protocol channel × stimulator).
@@ -203,8 +207,15 @@ pub struct AverageView<'a> {
 /// Receives the engine's output. Every method has an empty default.
 pub trait DspSink {
     /// Delay-compensated filtered samples of stream `stream`, starting at absolute index `first_index`.
+    /// Called only when [`DspSink::wants_filtered`] says so.
     fn filtered(&mut self, stream: usize, first_index: SampleIndex, data: &[f32]) {
         let _ = (stream, first_index, data);
+    }
+    /// Whether this sink wants the whole filtered stream ([`DspSink::filtered`]). When it does not, the engine
+    /// filters only the blocks that a sweep needs (for sparse stimuli such as TcMEP, most are skipped); the
+    /// sweeps are the same either way. Default: true.
+    fn wants_filtered(&self) -> bool {
+        true
     }
     /// A complete sweep, accepted or rejected.
     fn sweep(&mut self, sweep: &SweepView<'_>) {
@@ -220,8 +231,12 @@ pub trait DspSink {
     }
 }
 
-/// A sink that ignores everything.
-impl DspSink for () {}
+/// A sink that ignores everything (and so lets the engine skip filter blocks no sweep needs).
+impl DspSink for () {
+    fn wants_filtered(&self) -> bool {
+        false
+    }
+}
 
 /// Why the engine could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -330,6 +345,22 @@ struct Stream {
     dc_offset: f32,
     out: Vec<f32>,
     out_end: u64,
+    /// The traces cut from this stream.
+    traces: Vec<usize>,
+    /// Blocks no pending sweep needs may be skipped: the filter's look-ahead covers the longest pre-stimulus
+    /// part of its traces' windows, so every stimulus that could need a block is known when it is transformed.
+    skippable: bool,
+}
+
+/// What to do with every stream's filter (see `Engine::run_filters`).
+#[derive(Clone, Copy)]
+enum FirOp {
+    /// Feed the staged samples up to this index.
+    Push(u64),
+    /// Transform the partial block now.
+    Flush,
+    /// End the segment.
+    Finish,
 }
 
 struct Trace {
@@ -374,7 +405,12 @@ pub struct Engine {
     blank_cap: usize,
     flags: Vec<u8>,
     blanking: BlankingSpec,
+    /// Samples currently held back from the filters (`pre_hold` or `lag_hold`, see [`hold_for`]).
     hold: u64,
+    /// The pre-stimulus blanking, samples.
+    pre_hold: u64,
+    /// `stimulus_lag_ms` + the pre-stimulus blanking, samples.
+    lag_hold: u64,
     stats: EngineStats,
 }
 
@@ -388,6 +424,9 @@ impl std::fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
+
+/// Samples released to the filters at a time when nobody waits for them (see `Engine::advance`).
+const RELEASE_BATCH: u64 = 1024;
 
 fn ms_to_samples(ms: f64, fs: f64) -> i64 {
     (ms * fs / 1000.0).round() as i64
@@ -462,6 +501,8 @@ impl Engine {
                         dc_offset: 0.0,
                         out: Vec::new(),
                         out_end: 0,
+                        traces: Vec::new(),
+                        skippable: true,
                     });
                     streams.len() - 1
                 }
@@ -497,6 +538,9 @@ impl Engine {
                 sample_rate_hz: fs,
             };
             for &stim in &ch.stimulators {
+                let st = &mut streams[stream];
+                st.traces.push(traces.len());
+                st.skippable &= st.delay as i64 >= -a;
                 let quality = ch
                     .quality_ms
                     .or_else(|| {
@@ -553,8 +597,13 @@ impl Engine {
         let max_pre = windows.map(|(pre, _)| -ms_to_samples(pre, fs)).max().unwrap_or(0);
         // Train extension is capped so that no blank lasts longer than MAX_MS.
         let max_blank = ms_to_samples(BlankingSpec::MAX_MS, fs) + 2;
-        let hold = (ms_to_samples(protocol.stimulus_lag_ms, fs).max(0) + max_pre.max(0)) as u64;
-        let stage = (hold as usize + max_blank as usize + 2 * MAX_BLOCK_VALUES + 64).next_power_of_two();
+        let pre_hold = max_pre.max(0) as u64;
+        let lag_hold = ms_to_samples(protocol.stimulus_lag_ms, fs).max(0) as u64 + pre_hold;
+        let hold = hold_for(device, pre_hold, lag_hold);
+        // Sized for the longer hold, so that a device description that withdraws the lead needs no new memory.
+        let stage =
+            (lag_hold as usize + RELEASE_BATCH as usize + max_blank as usize + 2 * MAX_BLOCK_VALUES + 64)
+                .next_power_of_two();
         let max_w = traces.iter().map(|t| t.info.window_len).max().unwrap_or(0);
         let max_d = streams.iter().map(|s| s.delay as usize).max().unwrap_or(0);
         let max_l = streams
@@ -563,7 +612,7 @@ impl Engine {
             .max()
             .unwrap_or(0);
         let ring =
-            (max_w + max_d + hold as usize + max_l + stage + MAX_BLOCK_VALUES + 64).next_power_of_two();
+            (max_w + max_d + lag_hold as usize + max_l + stage + MAX_BLOCK_VALUES + 64).next_power_of_two();
         for d in &mut devch {
             d.raw = vec![0; ring];
             d.staging = vec![0.0; stage];
@@ -604,6 +653,8 @@ impl Engine {
             flags: vec![0; ring],
             blanking: protocol.blanking.clone(),
             hold,
+            pre_hold,
+            lag_hold,
             stats: EngineStats::default(),
         })
     }
@@ -638,7 +689,15 @@ impl Engine {
         self.streams.len()
     }
 
-    /// Samples held back from the filters for blanking.
+    /// The filter kernel of stream `s` (panics if there is no such stream).
+    pub fn stream_kernel(&self, s: usize) -> &Arc<FirKernel> {
+        self.streams[s].fir.kernel()
+    }
+
+    /// Samples held back from the filters for blanking: `stimulus_lag_ms` + the pre-stimulus blanking for a
+    /// device that does not announce its stimuli ahead; for one that does (device-info revision ≥
+    /// [`ionm_wire::DEVICE_REVISION_STIMULUS_LEAD`]) only the part of the pre-stimulus blanking that exceeds
+    /// the announced lead, usually 0.
     pub fn hold_samples(&self) -> u64 {
         self.hold
     }
@@ -703,6 +762,7 @@ impl Engine {
             self.blanks.clear();
             self.session = device.session_id;
         }
+        self.hold = hold_for(device, self.pre_hold, self.lag_hold);
         self.adc_min = device.adc_min;
         self.adc_max = device.adc_max;
         for d in &mut self.devch {
@@ -767,26 +827,33 @@ impl Engine {
         if self.raw_end - self.released + count as u64 > stage_len {
             self.stats.forced_releases += 1;
             let limit = self.raw_end + count as u64 - stage_len;
-            self.release_to(limit, sink);
+            self.release_to_with(limit, false, sink);
         }
-        let values = block.values();
+        let nc = self.nc;
+        let values = &block.values()[skip * nc..];
         let start = self.raw_end;
+        let (rm, sm) = (self.ring_mask as usize, self.stage_mask as usize);
+        let (r0, s0) = (start as usize & rm, start as usize & sm);
         for d in &mut self.devch {
             let gain = d.gain_uv as f32;
-            let dc = i64::from(d.dc_ref);
-            for (k, inst) in values.chunks_exact(self.nc).enumerate().skip(skip) {
-                let idx = start + (k - skip) as u64;
-                let v = inst[d.index];
-                d.raw[(idx & self.ring_mask) as usize] = v;
-                d.staging[(idx & self.stage_mask) as usize] = (i64::from(v) - dc) as f32 * gain;
+            // Same value as `(i64::from(v) − dc) as f32`: the f64 difference of two i32 is exact.
+            let dc = f64::from(d.dc_ref);
+            let (raw, staging, ch) = (&mut d.raw[..], &mut d.staging[..], d.index);
+            let (mut pr, mut ps) = (r0, s0);
+            for inst in values.chunks_exact(nc) {
+                let v = inst[ch];
+                raw[pr] = v;
+                staging[ps] = (f64::from(v) - dc) as f32 * gain;
+                pr = (pr + 1) & rm;
+                ps = (ps + 1) & sm;
             }
         }
-        for idx in start..start + count as u64 {
-            self.flags[(idx & self.ring_mask) as usize] = 0;
-        }
+        let first = (self.flags.len() - r0).min(count);
+        self.flags[r0..r0 + first].fill(0);
+        self.flags[..count - first].fill(0);
         self.raw_end += count as u64;
         self.stats.samples += count as u64;
-        self.advance(sink);
+        self.advance(false, sink);
         Ok(())
     }
 
@@ -828,7 +895,7 @@ impl Engine {
         if !routed {
             self.stats.unrouted_stimuli += 1;
         }
-        self.advance(sink);
+        self.advance(false, sink);
     }
 
     /// Data is missing: ends the current segment (see the [module docs](self)).
@@ -845,16 +912,8 @@ impl Engine {
         if self.segment.is_none() {
             return;
         }
-        self.advance(sink);
-        for si in 0..self.streams.len() {
-            let s = &mut self.streams[si];
-            let from = s.out_end;
-            let mask = self.ring_mask;
-            let (out, out_end, dc) = (&mut s.out, &mut s.out_end, s.dc_offset);
-            s.fir
-                .flush(&mut self.work, &mut |y| write_ring(out, out_end, mask, y, dc));
-            notify(sink, si, &self.streams[si], from, mask);
-        }
+        self.advance(true, sink);
+        self.run_filters(FirOp::Flush, true, sink);
         self.extract(sink, None);
     }
 
@@ -885,20 +944,15 @@ impl Engine {
         self.resolve_blanks(true);
         let end = self.raw_end;
         self.release_to(end, sink);
-        for si in 0..self.streams.len() {
-            let s = &mut self.streams[si];
-            let from = s.out_end;
-            let mask = self.ring_mask;
-            let (out, out_end, dc) = (&mut s.out, &mut s.out_end, s.dc_offset);
-            s.fir
-                .finish(&mut self.work, &mut |y| write_ring(out, out_end, mask, y, dc));
-            notify(sink, si, &self.streams[si], from, mask);
-        }
+        self.run_filters(FirOp::Finish, true, sink);
         self.extract(sink, Some(next));
         self.segment = None;
     }
 
-    fn advance(&mut self, sink: &mut impl DspSink) {
+    /// Releases what may go to the filters and emits the sweeps that are complete. Unless `now`, samples are
+    /// released in batches of at least [`RELEASE_BATCH`] (per-call costs of 16 filters and 20 traces on every
+    /// 1 ms block otherwise cost more than the filtering); `now` (live flushes) releases everything there is.
+    fn advance(&mut self, now: bool, sink: &mut impl DspSink) {
         if self.segment.is_none() {
             return;
         }
@@ -908,6 +962,9 @@ impl Engine {
             if b.from < limit && b.to >= self.released {
                 limit = b.from.max(self.released);
             }
+        }
+        if !now && limit - self.released < RELEASE_BATCH {
+            return;
         }
         if limit > self.released {
             self.release_to(limit, sink);
@@ -963,28 +1020,97 @@ impl Engine {
     }
 
     fn release_to(&mut self, limit: u64, sink: &mut impl DspSink) {
+        self.release_to_with(limit, true, sink);
+    }
+
+    /// Feeds the filters up to `limit`. `lazy`: blocks that no sweep needs may be skipped (not for forced
+    /// releases, where a stimulus that needs them may still come).
+    fn release_to_with(&mut self, limit: u64, lazy: bool, sink: &mut impl DspSink) {
         if limit <= self.released {
             return;
         }
+        self.run_filters(FirOp::Push(limit), lazy, sink);
+        self.released = limit;
+    }
+
+    /// Runs `op` on every stream's filter, writes the output to the stream's ring and hands it to the sink.
+    /// With `lazy` (and a sink that does not want the filtered stream), a block whose outputs no pending sweep
+    /// overlaps is not transformed: its ring positions are set to NaN, so that a sweep that would read them
+    /// anyway (a stimulus later than its contract) is dropped as late instead of using stale data.
+    fn run_filters(&mut self, op: FirOp, lazy: bool, sink: &mut impl DspSink) {
         let mask = self.ring_mask;
         let smask = self.stage_mask;
+        let wants = sink.wants_filtered();
         for si in 0..self.streams.len() {
-            let s = &mut self.streams[si];
-            let from = s.out_end;
-            let staging = &self.devch[s.dev].staging;
-            let (out, out_end, dc) = (&mut s.out, &mut s.out_end, s.dc_offset);
-            let mut i = self.released;
-            while i < limit {
-                let pos = (i & smask) as usize;
-                let n = ((limit - i) as usize).min(staging.len() - pos);
-                s.fir.push(&staging[pos..pos + n], &mut self.work, &mut |y| {
-                    write_ring(out, out_end, mask, y, dc)
-                });
-                i += n as u64;
+            let Stream {
+                fir,
+                out,
+                out_end,
+                dc_offset,
+                dev,
+                traces,
+                skippable,
+                ..
+            } = &mut self.streams[si];
+            let lazy = lazy && !wants && *skippable;
+            let from = *out_end;
+            let pos = std::cell::Cell::new(from);
+            let all = &self.traces;
+            let stats = &mut self.stats;
+            let mut needed = |n: usize| {
+                let (lo, hi) = (pos.get() as i64, (pos.get() + n as u64) as i64);
+                let yes = !lazy
+                    || traces.iter().any(|&t| {
+                        let tr = &all[t];
+                        tr.pending.iter().any(|(ev, _)| {
+                            let s = ev.sample_index as i64;
+                            s + tr.a < hi && s + tr.b > lo
+                        })
+                    });
+                if yes {
+                    stats.filter_blocks += 1;
+                } else {
+                    stats.filter_blocks_skipped += 1;
+                }
+                yes
+            };
+            let dc = *dc_offset;
+            let ring = std::cell::RefCell::new(out);
+            let mut emit = |y: &[f32]| {
+                let mut e = pos.get();
+                write_ring(&mut ring.borrow_mut()[..], &mut e, mask, y, dc);
+                pos.set(e);
+            };
+            let mut skip = |n: usize| {
+                let mut e = pos.get();
+                fill_ring(&mut ring.borrow_mut()[..], &mut e, mask, n, f32::NAN);
+                pos.set(e);
+            };
+            match op {
+                FirOp::Push(limit) => {
+                    let staging = &self.devch[*dev].staging;
+                    let mut i = self.released;
+                    while i < limit {
+                        let p = (i & smask) as usize;
+                        let n = ((limit - i) as usize).min(staging.len() - p);
+                        fir.push_lazy(
+                            &staging[p..p + n],
+                            &mut self.work,
+                            &mut needed,
+                            &mut emit,
+                            &mut skip,
+                        );
+                        i += n as u64;
+                    }
+                }
+                FirOp::Flush => fir.flush_lazy(&mut self.work, &mut needed, &mut emit, &mut skip),
+                FirOp::Finish => fir.finish_lazy(&mut self.work, &mut needed, &mut emit, &mut skip),
             }
-            notify(sink, si, &self.streams[si], from, mask);
+            *out_end = pos.get();
+            if wants {
+                notify(sink, si, &self.streams[si], from, mask);
+            }
         }
-        self.released = limit;
     }
 
     /// Emits every pending sweep whose filtered data is complete. At the end of a segment (`end =
@@ -1050,22 +1176,29 @@ impl Engine {
         let tr = &mut self.traces[t];
         let st = &self.streams[tr.info.stream];
         let w = tr.info.window_len;
-        for (j, v) in tr.sweep.iter_mut().enumerate() {
-            *v = st.out[((ws + j as u64) & mask) as usize];
+        // The window as (at most) two contiguous runs of the rings.
+        let p0 = (ws & mask) as usize;
+        let n0 = w.min(st.out.len() - p0);
+        tr.sweep[..n0].copy_from_slice(&st.out[p0..p0 + n0]);
+        tr.sweep[n0..].copy_from_slice(&st.out[..w - n0]);
+        if tr.sweep.iter().any(|v| v.is_nan()) {
+            // Part of it was skipped as unneeded: its stimulus came later than it may (see `run_filters`).
+            tr.counts.late += 1;
+            sink.dropped(t, &ev, DropReason::Late);
+            return;
         }
         // Rejection on raw samples (outside blanked ones) and on the filtered sweep.
         let dev = &self.devch[tr.dev];
-        let (mut mn, mut mx, mut sat) = (i32::MAX, i32::MIN, false);
-        for j in 0..w as u64 {
-            let p = ((ws + j) & mask) as usize;
-            if self.flags[p] != 0 {
-                continue;
+        let (mut mn, mut mx) = (i32::MAX, i32::MIN);
+        for (a, b) in [(p0, p0 + n0), (0, w - n0)] {
+            for (&v, &f) in dev.raw[a..b].iter().zip(&self.flags[a..b]) {
+                // Blanked samples (flag 1) do not count: push their value out of the way.
+                let (lo, hi) = if f == 0 { (v, v) } else { (i32::MAX, i32::MIN) };
+                mn = mn.min(lo);
+                mx = mx.max(hi);
             }
-            let v = dev.raw[p];
-            sat |= v <= self.adc_min || v >= self.adc_max;
-            mn = mn.min(v);
-            mx = mx.max(v);
         }
+        let sat = mx >= mn && (mn <= self.adc_min || mx >= self.adc_max);
         let raw_pp = if mx >= mn {
             (f64::from(mx) - f64::from(mn)) * dev.gain_uv
         } else {
@@ -1127,6 +1260,19 @@ impl Engine {
     }
 }
 
+/// How many samples must be held back from the filters so that a stimulus can still be blanked when its event
+/// comes. A device of revision ≥ [`ionm_wire::DEVICE_REVISION_STIMULUS_LEAD`] sends every stimulus before the
+/// samples from `lead` before its index, so only a pre-stimulus blanking longer than the lead is held; any other
+/// source (revision 1 devices, replays of files, unknown) may deliver a stimulus up to `stimulus_lag_ms` after
+/// its samples.
+fn hold_for(device: &DeviceInfo, pre_hold: u64, lag_hold: u64) -> u64 {
+    if device.protocol_version >= ionm_wire::DEVICE_REVISION_STIMULUS_LEAD {
+        pre_hold.saturating_sub(ionm_wire::stimulus_lead_samples(device.sample_rate_hz))
+    } else {
+        lag_hold
+    }
+}
+
 fn write_ring(out: &mut [f32], out_end: &mut u64, mask: u64, y: &[f32], dc: f32) {
     let mut rest = y;
     while !rest.is_empty() {
@@ -1137,6 +1283,17 @@ fn write_ring(out: &mut [f32], out_end: &mut u64, mask: u64, y: &[f32], dc: f32)
         }
         *out_end += n as u64;
         rest = &rest[n..];
+    }
+}
+
+fn fill_ring(out: &mut [f32], out_end: &mut u64, mask: u64, n: usize, v: f32) {
+    let mut left = n;
+    while left > 0 {
+        let pos = (*out_end & mask) as usize;
+        let k = left.min(out.len() - pos);
+        out[pos..pos + k].fill(v);
+        *out_end += k as u64;
+        left -= k;
     }
 }
 

@@ -267,6 +267,21 @@ impl StreamingFir {
     /// Feeds `x`; delay-compensated output is handed to `out` in order, in chunks, as blocks complete.
     /// Non-finite input samples are replaced by 0.
     pub fn push(&mut self, x: &[f32], work: &mut FftWork, out: &mut impl FnMut(&[f32])) {
+        self.push_lazy(x, work, &mut |_| true, out, &mut |_| {});
+    }
+
+    /// As [`StreamingFir::push`], but before each block is transformed `needed(n)` is asked whether its `n`
+    /// outputs (the next ones in order) are wanted; if not, the transform is skipped and `skipped(n)` is
+    /// called instead of `out`. The history moves on all the same, so later outputs are exactly those of
+    /// [`StreamingFir::push`] (an FIR has no state but its input).
+    pub fn push_lazy(
+        &mut self,
+        x: &[f32],
+        work: &mut FftWork,
+        needed: &mut impl FnMut(usize) -> bool,
+        out: &mut impl FnMut(&[f32]),
+        skipped: &mut impl FnMut(usize),
+    ) {
         if x.is_empty() {
             return;
         }
@@ -294,14 +309,19 @@ impl StreamingFir {
         while !rest.is_empty() {
             let take = (l - self.pending).min(rest.len());
             let dst = &mut self.buf[n1 + self.pending..n1 + self.pending + take];
-            for (d, s) in dst.iter_mut().zip(&rest[..take]) {
-                *d = if s.is_finite() { *s } else { 0.0 };
+            dst.copy_from_slice(&rest[..take]);
+            if !dst.iter().all(|s| s.is_finite()) {
+                for d in dst.iter_mut() {
+                    if !d.is_finite() {
+                        *d = 0.0;
+                    }
+                }
             }
             self.last = dst[take - 1];
             self.pending += take;
             rest = &rest[take..];
             if self.pending == l {
-                self.run_block(work, out);
+                self.run_block(work, needed, out, skipped);
             }
         }
     }
@@ -309,15 +329,37 @@ impl StreamingFir {
     /// Transforms the buffered samples now (a partial block), so that output has caught up with input except
     /// for the group delay.
     pub fn flush(&mut self, work: &mut FftWork, out: &mut impl FnMut(&[f32])) {
+        self.flush_lazy(work, &mut |_| true, out, &mut |_| {});
+    }
+
+    /// [`StreamingFir::flush`] with the `needed`/`skipped` protocol of [`StreamingFir::push_lazy`].
+    pub fn flush_lazy(
+        &mut self,
+        work: &mut FftWork,
+        needed: &mut impl FnMut(usize) -> bool,
+        out: &mut impl FnMut(&[f32]),
+        skipped: &mut impl FnMut(usize),
+    ) {
         if self.pending > 0 {
             work.reserve(&self.kernel);
-            self.run_block(work, out);
+            self.run_block(work, needed, out, skipped);
         }
     }
 
     /// Ends the stream: extends it by its last sample for `D` samples, hands out every remaining output (so
     /// that, over the stream's life, exactly one output per input has been given), and resets.
     pub fn finish(&mut self, work: &mut FftWork, out: &mut impl FnMut(&[f32])) {
+        self.finish_lazy(work, &mut |_| true, out, &mut |_| {});
+    }
+
+    /// [`StreamingFir::finish`] with the `needed`/`skipped` protocol of [`StreamingFir::push_lazy`].
+    pub fn finish_lazy(
+        &mut self,
+        work: &mut FftWork,
+        needed: &mut impl FnMut(usize) -> bool,
+        out: &mut impl FnMut(&[f32]),
+        skipped: &mut impl FnMut(usize),
+    ) {
         if self.started && self.kernel.gain_only.is_none() {
             let mut left = self.kernel.delay();
             let l = self.kernel.block_len();
@@ -329,15 +371,21 @@ impl StreamingFir {
                 left -= take;
                 if self.pending == l {
                     work.reserve(&self.kernel);
-                    self.run_block(work, out);
+                    self.run_block(work, needed, out, skipped);
                 }
             }
-            self.flush(work, out);
+            self.flush_lazy(work, needed, out, skipped);
         }
         self.reset();
     }
 
-    fn run_block(&mut self, work: &mut FftWork, out: &mut impl FnMut(&[f32])) {
+    fn run_block(
+        &mut self,
+        work: &mut FftWork,
+        needed: &mut impl FnMut(usize) -> bool,
+        out: &mut impl FnMut(&[f32]),
+        skipped: &mut impl FnMut(usize),
+    ) {
         let k = &*self.kernel;
         let (Some(r2c), Some(c2r)) = (&k.r2c, &k.c2r) else {
             return;
@@ -345,28 +393,32 @@ impl StreamingFir {
         let m = k.fft_len;
         let n1 = k.taps - 1;
         let p = self.pending;
-        let time = &mut work.time[..m];
-        time[..n1 + p].copy_from_slice(&self.buf[..n1 + p]);
-        // Positions past the new samples only feed outputs that are discarded; zero them so that stale values
-        // do not raise the rounding noise.
-        time[n1 + p..].fill(0.0);
-        let spec = &mut work.spec[..m / 2 + 1];
-        let scratch = &mut work.scratch[..];
-        // Buffer lengths are fixed by the plan (reserved beforehand), so these calls cannot fail.
-        let _ = r2c.process_with_scratch(time, spec, scratch);
-        for (s, h) in spec.iter_mut().zip(&k.spectrum) {
-            *s *= *h;
-        }
-        spec[0].im = 0.0;
-        spec[m / 2].im = 0.0;
-        let _ = c2r.process_with_scratch(spec, time, scratch);
-        // time[n1 + j] is the causal output for new sample j, i.e. the compensated output for new sample j −
-        // D.
-        let produced = &time[n1..n1 + p];
+        // time[n1 + j] is the causal output for new sample j, i.e. the compensated output for new sample j − D;
+        // the first D outputs of a stream belong to indices before its start and are dropped.
         let drop = self.skip.min(p);
         self.skip -= drop;
-        if drop < p {
-            out(&produced[drop..]);
+        let n_out = p - drop;
+        if n_out == 0 {
+            // Every output of this block lies before the stream's start: nothing to compute.
+        } else if !needed(n_out) {
+            skipped(n_out);
+        } else {
+            let time = &mut work.time[..m];
+            time[..n1 + p].copy_from_slice(&self.buf[..n1 + p]);
+            // Positions past the new samples only feed outputs that are discarded; zero them so that stale
+            // values do not raise the rounding noise.
+            time[n1 + p..].fill(0.0);
+            let spec = &mut work.spec[..m / 2 + 1];
+            let scratch = &mut work.scratch[..];
+            // Buffer lengths are fixed by the plan (reserved beforehand), so these calls cannot fail.
+            let _ = r2c.process_with_scratch(time, spec, scratch);
+            for (s, h) in spec.iter_mut().zip(&k.spectrum) {
+                *s *= *h;
+            }
+            spec[0].im = 0.0;
+            spec[m / 2].im = 0.0;
+            let _ = c2r.process_with_scratch(spec, time, scratch);
+            out(&time[n1 + drop..n1 + p]);
         }
         self.buf.copy_within(p..p + n1, 0);
         self.pending = 0;

@@ -304,3 +304,128 @@ fn tracking_keeps_peak_picking_stable_in_noise() {
         "tracked {bad_tracked} of {trials}"
     );
 }
+
+/// Live latency: a device that announces its stimuli 1 ms ahead (device-info revision 2) is not held back, so
+/// with `flush_ready` after every 1 ms block a sweep is out with the very block that brings the last sample its
+/// filtered window depends on (window end + the filter's look-ahead). A revision-1 device is held back
+/// `stimulus_lag_ms` + the pre-blanking. Both give the same sweep (to f32 FFT rounding).
+#[test]
+fn a_device_with_stimulus_lead_is_not_held_back() {
+    let rate = 20_000u32;
+    let protocol = Protocol::from_toml_str(SSEP).unwrap();
+    let raw = noise(40_000, 9);
+    let s = 12_345u64;
+    let run = |revision: u8| {
+        let mut dev = device(rate, &["A"], 50);
+        dev.protocol_version = revision;
+        let mut e = Engine::new(&protocol, &dev).unwrap();
+        let mut sink = Collect::default();
+        let mut emitted_at = None;
+        for b in blocks(0, &raw, 20) {
+            // Revision 2 promise: the stimulus comes before the block holding sample s − 20 (1 ms).
+            if b.end_index() > s - 20 && b.first_index() <= s - 20 {
+                e.push_stimulus(&stim(s, Stimulator::LeftMedian), &mut sink);
+            }
+            e.push_block(&b, &mut sink).unwrap();
+            e.flush_ready(&mut sink);
+            if emitted_at.is_none() && !sink.sweeps.is_empty() {
+                emitted_at = Some(b.end_index());
+            }
+        }
+        e.finish(&mut sink);
+        assert_eq!(e.stats().late_blanks, 0);
+        let info = e.trace_info(0).unwrap();
+        let end = (info.timebase.start_offset + info.window_len as i64) as u64;
+        let delay = (info.taps as u64 - 1) / 2;
+        (e.hold_samples(), emitted_at.unwrap(), s + end + delay, sink)
+    };
+    let (hold2, at2, need, sink2) = run(2);
+    let (hold1, at1, _, sink1) = run(1);
+    assert_eq!(hold2, 0, "0.5 ms pre-blanking < 1 ms lead");
+    assert_eq!(hold1, 400 + 10, "20 ms lag + 0.5 ms pre-blanking at 20 kHz");
+    // `need` = one past the last input sample the sweep depends on; blocks end on multiples of 20.
+    assert_eq!(at2, need.div_ceil(20) * 20);
+    assert_eq!(at1, (need + hold1).div_ceil(20) * 20);
+    let (a, b) = (&sink2.sweeps[0].4, &sink1.sweeps[0].4);
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * scale));
+}
+
+/// A sink that does not want the filtered stream lets the engine skip the filter blocks no sweep needs
+/// (sparse TcMEP stimuli: most of them); the sweeps are bit-identical to those of a full run.
+#[test]
+fn skipping_unneeded_filter_blocks_leaves_sweeps_unchanged() {
+    let protocol = Protocol::from_toml_str(
+        "[[channel]]\nlabel = \"APB\"\nmodality = \"mep\"\nstimulators = [\"tes\"]\n",
+    )
+    .unwrap();
+    let raw = noise(200_000, 11);
+    let run = |keep_filtered: bool| {
+        let mut e = Engine::new(&protocol, &device(10_000, &["APB"], 50)).unwrap();
+        let mut sink = Collect {
+            keep_filtered,
+            ..Collect::default()
+        };
+        for b in blocks(0, &raw, 128) {
+            // A train every 4 s.
+            let s = b.first_index() / 40_000 * 40_000 + 1_000;
+            if (b.first_index()..b.end_index()).contains(&s) {
+                e.push_stimulus(&stim(s, Stimulator::Tes), &mut sink);
+            }
+            e.push_block(&b, &mut sink).unwrap();
+        }
+        e.finish(&mut sink);
+        (*e.stats(), sink)
+    };
+    let (lazy, lazy_sink) = run(false);
+    let (full, full_sink) = run(true);
+    assert_eq!(full.filter_blocks_skipped, 0);
+    assert!(
+        lazy.filter_blocks_skipped > 2 * lazy.filter_blocks,
+        "{} skipped, {} done",
+        lazy.filter_blocks_skipped,
+        lazy.filter_blocks
+    );
+    // Five trains; the first (at 0.1 s) lies within the filter's delay of the stream's start.
+    assert_eq!(lazy_sink.sweeps.len(), 4);
+    assert_eq!(lazy_sink.dropped, vec![(0, 1_000, DropReason::Gap)]);
+    assert_eq!(lazy_sink.sweeps, full_sink.sweeps);
+}
+
+/// A stimulus later than its contract whose data was skipped as unneeded is dropped as late, never cut from
+/// stale ring contents (ear clicks are not blanked, so only the skip check can catch it).
+#[test]
+fn a_stimulus_later_than_allowed_never_reads_skipped_blocks() {
+    let protocol = Protocol::preset("baep").unwrap();
+    let labels = ["Cz-A1", "Cz-A2"];
+    let mut r = Rng::new(5);
+    let n = 80_000usize;
+    let raw: Vec<i32> = (0..2 * n).map(|_| (r.normal() * 300.0) as i32).collect();
+    let run = |keep_filtered: bool| {
+        let mut e = Engine::new(&protocol, &device(20_000, &labels, 50)).unwrap();
+        let mut sink = Collect {
+            keep_filtered,
+            ..Collect::default()
+        };
+        let mut at = 0;
+        while at < n {
+            let m = 100.min(n - at);
+            let b =
+                ionm_core::SampleBlock::from_interleaved(at as u64, 2, &raw[2 * at..2 * (at + m)]).unwrap();
+            e.push_block(&b, &mut sink).unwrap();
+            at += m;
+            if at == 70_000 {
+                // 3 s after its sample, far beyond the 20 ms allowed, but still in the engine's buffers.
+                e.push_stimulus(&stim(10_000, Stimulator::LeftEar), &mut sink);
+            }
+        }
+        e.finish(&mut sink);
+        sink
+    };
+    let lazy = run(false);
+    assert!(lazy.sweeps.is_empty());
+    assert_eq!(lazy.dropped, vec![(0, 10_000, DropReason::Late)]);
+    // With the whole stream filtered the data is there and the (late) sweep is cut as before.
+    let full = run(true);
+    assert_eq!(full.sweeps.len(), 1);
+}

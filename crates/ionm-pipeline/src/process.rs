@@ -389,6 +389,11 @@ fn waveform_of(a: &AverageView<'_>) -> Waveform {
 }
 
 impl DspSink for Sink<'_> {
+    // Only the scope reads the filtered stream; without it the engine filters just the blocks sweeps need.
+    fn wants_filtered(&self) -> bool {
+        self.scope.is_some()
+    }
+
     fn filtered(&mut self, stream: usize, _first_index: ionm_core::SampleIndex, data: &[f32]) {
         if let Some(s) = self.scope.as_mut() {
             s.filtered(stream, data);

@@ -991,7 +991,10 @@ fn native_device(
         });
     }
     let d = DeviceInfo {
-        protocol_version: start.map_or(0, |s| s.protocol_version),
+        // A replay hands each stimulus out just before the block holding its sample, not ahead of it: it does
+        // not keep a recorded device's stimulus-lead promise (revision 2, docs/protocol.md), so it declares at
+        // most revision 1 and the DSP holds samples back for late stimuli as usual.
+        protocol_version: start.map_or(0, |s| s.protocol_version.min(1)),
         sample_rate_hz: rate,
         channels,
         adc_min: first.digital_min,

@@ -112,8 +112,19 @@ impl Encoder {
         Ok(total)
     }
 
-    /// Writes a device-info frame; returns its length.
+    /// Writes a device-info frame of revision 1 ([`PROTOCOL_VERSION`]); returns its length.
     pub fn device_info(&mut self, out: &mut [u8], d: &DeviceDesc<'_>) -> Result<usize, EncodeError> {
+        self.device_info_revision(out, d, PROTOCOL_VERSION)
+    }
+
+    /// Writes a device-info frame whose payload declares `revision` (e.g. [`DEVICE_REVISION_STIMULUS_LEAD`]
+    /// for a device that keeps that promise); returns its length.
+    pub fn device_info_revision(
+        &mut self,
+        out: &mut [u8],
+        d: &DeviceDesc<'_>,
+        revision: u8,
+    ) -> Result<usize, EncodeError> {
         let n = d.channels.len();
         if n == 0 || n > MAX_CHANNELS {
             return Err(EncodeError::ChannelCount(n));
@@ -133,7 +144,7 @@ impl Encoder {
             len += 5 + c.label.len();
         }
         self.frame(out, FrameType::DeviceInfo, len, |p| {
-            p[0] = PROTOCOL_VERSION;
+            p[0] = revision;
             p[1] = n as u8;
             p[2..6].copy_from_slice(&d.sample_rate_hz.to_le_bytes());
             p[6..10].copy_from_slice(&d.adc_min.to_le_bytes());

@@ -2,8 +2,23 @@
 
 /// The two bytes every frame starts with.
 pub const SYNC: [u8; 2] = [0xA5, 0x5A];
-/// The protocol version this crate speaks.
+/// The protocol version this crate speaks (the frame header's version byte).
 pub const PROTOCOL_VERSION: u8 = 1;
+/// Device-info revision (the payload's first byte) of a device that announces every stimulus at least
+/// [`STIMULUS_LEAD_MS`] ahead: its stimulus frame is sent before any sample frame holding a sample at or after
+/// `sample_index − ⌈rate × STIMULUS_LEAD_MS / 1000⌉`. A host that has received the samples up to index `r` then
+/// knows every stimulus up to `r + lead` and need not hold samples back for late stimuli. Revision 1 (and any
+/// other value below 2) promises only that a stimulus frame comes before the sample frame holding its index.
+/// Hosts that do not know revision 2 read it as revision 1: the frame layout is the same.
+pub const DEVICE_REVISION_STIMULUS_LEAD: u8 = 2;
+/// The lead (ms) that [`DEVICE_REVISION_STIMULUS_LEAD`] promises.
+pub const STIMULUS_LEAD_MS: u32 = 1;
+
+/// Samples of [`STIMULUS_LEAD_MS`] at `sample_rate_hz`, rounded up: how far ahead of the samples a revision-2
+/// device's stimuli are known.
+pub const fn stimulus_lead_samples(sample_rate_hz: u32) -> u64 {
+    (sample_rate_hz as u64 * STIMULUS_LEAD_MS as u64).div_ceil(1000)
+}
 /// Sync (2) + version (1) + type (1) + sequence (2) + payload length (2).
 pub const HEADER_LEN: usize = 8;
 /// CRC-32 after the payload.
@@ -92,9 +107,13 @@ pub struct DeviceInfoView<'a> {
 }
 
 impl<'a> DeviceInfoView<'a> {
-    /// Protocol version the device declares.
+    /// Protocol revision the device declares (1, or [`DEVICE_REVISION_STIMULUS_LEAD`]).
     pub fn protocol_version(&self) -> u8 {
         self.payload[0]
+    }
+    /// True if the device announces stimuli [`STIMULUS_LEAD_MS`] ahead (revision ≥ 2).
+    pub fn stimulus_lead(&self) -> bool {
+        self.payload[0] >= DEVICE_REVISION_STIMULUS_LEAD
     }
     /// Number of channels.
     pub fn n_channels(&self) -> usize {

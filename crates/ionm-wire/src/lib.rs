@@ -23,7 +23,7 @@ mod frame;
 pub use decode::{Decoder, DecoderStats, Event, FrameError};
 pub use encode::{ChannelDesc, DeviceDesc, EncodeError, Encoder};
 pub use frame::{
-    DeviceInfoView, FrameType, HEADER_LEN, MAX_CHANNELS, MAX_FIRMWARE_LEN, MAX_FRAME_LEN, MAX_LABEL_LEN,
-    MAX_PAYLOAD, MAX_SAMPLE_VALUES, MAX_STIMULI_PER_FRAME, PROTOCOL_VERSION, SYNC, SamplesView, Status,
-    StimuliView, Stimulus, TRAILER_LEN,
+    DEVICE_REVISION_STIMULUS_LEAD, DeviceInfoView, FrameType, HEADER_LEN, MAX_CHANNELS, MAX_FIRMWARE_LEN,
+    MAX_FRAME_LEN, MAX_LABEL_LEN, MAX_PAYLOAD, MAX_SAMPLE_VALUES, MAX_STIMULI_PER_FRAME, PROTOCOL_VERSION,
+    STIMULUS_LEAD_MS, SYNC, SamplesView, Status, StimuliView, Stimulus, TRAILER_LEN, stimulus_lead_samples,
 };

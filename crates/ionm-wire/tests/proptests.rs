@@ -396,3 +396,39 @@ fn encoder_rejects_what_does_not_fit() {
     assert_eq!(enc.stimuli(&mut buf, &[]), Err(EncodeError::StimulusCount(0)));
     assert_eq!(enc.next_seq(), 0, "failed frames consume no sequence number");
 }
+
+/// Revision 2 (stimulus lead) travels in the device-info payload; revision 1 frames keep meaning "no lead",
+/// and both decode with the same layout.
+#[test]
+fn device_revision_declares_the_stimulus_lead() {
+    let ch = [ChannelDesc {
+        label: "C3",
+        gain_nv_per_lsb: 100,
+    }];
+    let d = DeviceDesc {
+        sample_rate_hz: 20_000,
+        adc_min: -(1 << 23),
+        adc_max: (1 << 23) - 1,
+        session_id: 7,
+        firmware_version: "t",
+        channels: &ch,
+    };
+    let mut enc = Encoder::new();
+    let mut buf = vec![0u8; ionm_wire::MAX_FRAME_LEN];
+    let mut bytes = Vec::new();
+    let n = enc.device_info(&mut buf, &d).unwrap();
+    bytes.extend_from_slice(&buf[..n]);
+    let n = enc
+        .device_info_revision(&mut buf, &d, ionm_wire::DEVICE_REVISION_STIMULUS_LEAD)
+        .unwrap();
+    bytes.extend_from_slice(&buf[..n]);
+    let mut seen = Vec::new();
+    Decoder::new().decode(&bytes, |ev| {
+        if let Event::DeviceInfo(v) = ev {
+            seen.push((v.protocol_version(), v.stimulus_lead(), v.sample_rate_hz()));
+        }
+    });
+    assert_eq!(seen, vec![(1, false, 20_000), (2, true, 20_000)]);
+    assert_eq!(ionm_wire::stimulus_lead_samples(20_000), 20);
+    assert_eq!(ionm_wire::stimulus_lead_samples(44_100), 45);
+}

@@ -99,6 +99,11 @@ pub struct Collect {
 }
 
 impl DspSink for Collect {
+    // Without `keep_filtered` the engine may skip filter blocks no sweep needs: every test that does not look
+    // at the filtered stream runs that path.
+    fn wants_filtered(&self) -> bool {
+        self.keep_filtered
+    }
     fn filtered(&mut self, stream: usize, first_index: SampleIndex, data: &[f32]) {
         if self.keep_filtered {
             let v = self.filtered.entry(stream).or_default();
