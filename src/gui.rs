@@ -148,6 +148,8 @@ impl Drop for PipelineSource {
 
 impl DashboardSource for PipelineSource {
     fn poll_events(&mut self, out: &mut Vec<Event>) {
+        // Keep the live history (and the channel count of the status bar) current in every view.
+        self.drain_scope();
         let Some(p) = self.pipeline.as_ref() else { return };
         let evs: Vec<PipelineEvent> = p.events().try_iter().collect();
         for ev in evs {
@@ -218,10 +220,12 @@ impl DashboardSource for PipelineSource {
             gaps: s.gaps,
             queue_depth: s.queue_depth as usize,
             queue_capacity: 0,
+            // Decoding of the last chunk + processing of the last item (the queue wait is shown by its depth).
             latency_ms: Some(
-                p.stats()
-                    .process_ns_last
-                    .load(std::sync::atomic::Ordering::Relaxed) as f64
+                (i.decode_latency_ns
+                    + p.stats()
+                        .process_ns_last
+                        .load(std::sync::atomic::Ordering::Relaxed)) as f64
                     * 1e-6,
             ),
             recording: self.record.as_ref().map(|path| RecordingStatus {

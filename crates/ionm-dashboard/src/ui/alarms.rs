@@ -55,7 +55,7 @@ impl DashboardApp {
                 .show(ui, |ui| {
                     ui.set_width(ui.available_width());
                     // The button (or the acknowledgement) is laid out first, from the right, so that a long
-                    // message wraps instead of pushing it off the screen.
+                    // message is cut instead of pushing it off the screen.
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         match a.acknowledged_s {
                             Some(t) => {
@@ -68,18 +68,19 @@ impl DashboardApp {
                                 }
                             }
                         }
-                        ui.with_layout(
-                            egui::Layout::left_to_right(egui::Align::Center).with_main_wrap(true),
-                            |ui| {
-                                ui.label(RichText::new(title).size(super::BIG * 0.8).strong().color(text));
-                                ui.label(RichText::new(&ev.message).size(20.0).color(text));
-                                ui.label(
-                                    RichText::new(format!("at {}", hms(ev.stream_s)))
-                                        .size(20.0)
-                                        .color(text),
-                                );
-                            },
-                        );
+                        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                            ui.label(RichText::new(title).size(super::BIG * 0.8).strong().color(text));
+                            ui.label(
+                                RichText::new(format!("at {}", hms(ev.stream_s)))
+                                    .size(20.0)
+                                    .color(text),
+                            );
+                            // One line whatever the message: cut at the edge, whole on hover.
+                            ui.add(
+                                egui::Label::new(RichText::new(&ev.message).size(20.0).color(text))
+                                    .truncate(),
+                            );
+                        });
                     });
                 });
         }

@@ -48,13 +48,23 @@ impl DashboardApp {
         let rows = n.div_ceil(cols);
         let gap = ui.spacing().item_spacing.y;
         let panel_h = ((ui.available_height() - gap * rows as f32) / rows as f32).max(280.0);
+        // Panels in montage order (the device's channel order, then first appearance), not in the order the
+        // first averages happened to arrive (single-sweep MEPs would always come first).
+        let mut order: Vec<usize> = (0..n).collect();
+        if let Some(device) = self.model.device() {
+            let traces = self.model.traces();
+            order.sort_by_key(|&i| {
+                let pos = device.channels.iter().position(|c| c.label == traces[i].channel);
+                (pos.unwrap_or(usize::MAX), i)
+            });
+        }
         egui::ScrollArea::vertical()
             .id_salt("averages_scroll")
             .show(ui, |ui| {
                 ui.columns(cols, |columns| {
                     for (c, col) in columns.iter_mut().enumerate() {
-                        for idx in (c..n).step_by(cols) {
-                            self.trace_panel_ui(col, idx, panel_h);
+                        for k in (c..n).step_by(cols) {
+                            self.trace_panel_ui(col, order[k], panel_h);
                         }
                     }
                 });

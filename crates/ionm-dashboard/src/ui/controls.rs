@@ -197,7 +197,7 @@ impl DashboardApp {
                 s.queue_depth.to_string()
             };
             item(ui, "queue", queue);
-            item(ui, "latency", super::opt(s.latency_ms, 0) + " ms");
+            item(ui, "latency", super::opt(s.latency_ms, 2) + " ms");
             match &s.recording {
                 Some(r) => {
                     let file = r.path.file_name().map_or_else(
