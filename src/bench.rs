@@ -16,7 +16,11 @@
 //!    moment the simulator released the last sample the average needs (the chunk holding it, by the pacer's
 //!    clock) to the moment the event reached this thread. "Last sample needed" = last stimulus of the average +
 //!    end of its sweep window + the zero-phase FIR's look-ahead (half its length), i.e. the latest input sample
-//!    the filtered sweep depends on. The look-ahead and the window are reported beside the figures.
+//!    the filtered sweep depends on. The look-ahead and the window are reported beside the figures. The
+//!    simulator releases ~20 ms chunks: the reference is the moment the chunk holding that sample was really
+//!    handed to the reader (noted by the reader wrapper when `SimReader::released_end` moves on), not the
+//!    pacer's schedule, so a late simulator does not count against ionm. The simulator announces stimuli 1 ms
+//!    ahead (device-info revision 2), so the engine holds nothing back for late stimuli.
 
 use anyhow::{Context, Result, bail};
 use firmware_sim::montage::{Group, ResponseKind};
@@ -146,6 +150,13 @@ struct Latency {
     fir_lookahead_ms: BTreeMap<String, f64>,
     /// Simulator transport chunk, ms (samples are released in chunks of this length).
     chunk_ms: f64,
+    /// The simulator declared the stimulus lead (device-info revision 2).
+    stimulus_lead: bool,
+    /// Samples the engine held back for late stimuli, ms (0 with the lead; `stimulus_lag_ms` + pre-blanking
+    /// without).
+    hold_ms: f64,
+    /// Latest arrival of a chunk after its due time on the pacer's clock, ms (how late the simulator was).
+    chunk_late_max_ms: f64,
     per_modality_p50_ms: BTreeMap<String, f64>,
     dropped: Dropped,
 }
@@ -161,6 +172,27 @@ impl Read for TimedRead {
         let t = Instant::now();
         let r = self.inner.read(buf);
         self.ns.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+        r
+    }
+}
+
+/// The real-time simulator as the latency phase's byte source: notes when each chunk became readable.
+struct ChunkClock {
+    inner: SimReader,
+    seen: u64,
+    released: Arc<std::sync::Mutex<Vec<(u64, Instant)>>>,
+}
+
+impl Read for ChunkClock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        let end = self.inner.released_end();
+        if end != self.seen {
+            self.seen = end;
+            if let Ok(mut v) = self.released.lock() {
+                v.push((end, Instant::now()));
+            }
+        }
         r
     }
 }
@@ -551,8 +583,16 @@ fn latency(args: &BenchArgs, protocol: &Protocol, engine: &Engine) -> Result<Lat
     // SimReader releases ~20 ms of stream per read, in whole frames, from index 0 (see firmware-sim transmit).
     let spf = tx.samples_per_frame().max(1);
     let chunk = (args.rate as usize / 50).max(1).div_ceil(spf) * spf;
+    let stimulus_lead = tx.stimulus_lead();
     let t0 = Instant::now();
-    let reader = SimReader::new(tx, Speed::Realtime);
+    let chunks = Arc::new(std::sync::Mutex::new(Vec::with_capacity(
+        (args.latency_seconds * 60.0) as usize + 16,
+    )));
+    let reader = ChunkClock {
+        inner: SimReader::new(tx, Speed::Realtime),
+        seen: 0,
+        released: chunks.clone(),
+    };
     let source = ReaderSource::new("simulator (bench, real time)", reader);
     let bar = progress(args, args.latency_seconds, "real time");
     let pipeline = Pipeline::start(
@@ -568,10 +608,21 @@ fn latency(args: &BenchArgs, protocol: &Protocol, engine: &Engine) -> Result<Lat
     }
     let dropped = dropped(&pipeline, c.final_stats.as_ref());
     drop(pipeline.stop());
+    let chunks = chunks.lock().map(|v| v.clone()).unwrap_or_default();
+    // When the chunk holding sample `index` became readable; the pacer's schedule past the last one noted.
+    let scheduled = |end: u64| t0 + Duration::from_secs_f64(end as f64 / fs);
     let released = |index: i64| -> Instant {
-        let chunks = (index.max(0) as u64 + 1).div_ceil(chunk as u64);
-        t0 + Duration::from_secs_f64((chunks * chunk as u64) as f64 / fs)
+        let i = index.max(0) as u64;
+        let k = chunks.partition_point(|&(end, _)| end <= i);
+        chunks.get(k).map_or_else(
+            || scheduled((i + 1).div_ceil(chunk as u64) * chunk as u64),
+            |&(_, at)| at,
+        )
     };
+    let chunk_late_max_ms = chunks
+        .iter()
+        .map(|&(end, at)| at.saturating_duration_since(scheduled(end)).as_secs_f64() * 1e3)
+        .fold(0.0, f64::max);
     let mut lat = Vec::new();
     let mut from_window = Vec::new();
     let mut per_modality: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -606,6 +657,16 @@ fn latency(args: &BenchArgs, protocol: &Protocol, engine: &Engine) -> Result<Lat
         from_window_end_max_ms: from_window.last().copied().unwrap_or(f64::NAN),
         fir_lookahead_ms: lookahead,
         chunk_ms: chunk as f64 * 1000.0 / fs,
+        stimulus_lead,
+        hold_ms: {
+            // The engine the pipeline builds sees the wire's revision, not the simulator's own description.
+            let mut device = simulator(args, 1.0)?.device_info();
+            if stimulus_lead {
+                device.protocol_version = ionm_wire::DEVICE_REVISION_STIMULUS_LEAD;
+            }
+            Engine::new(protocol, &device)?.hold_samples() as f64 * 1000.0 / fs
+        },
+        chunk_late_max_ms,
         per_modality_p50_ms: per_modality
             .into_iter()
             .map(|(k, mut v)| {
@@ -701,6 +762,12 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             .map(|(k, v)| format!("{k} p50 {v:.1} ms (look-ahead {:.1} ms)", l.fir_lookahead_ms[k]))
             .collect();
         writeln!(out, "latency per modality: {}", per.join(", "))?;
+        writeln!(
+            out,
+            "stimulus lead declared: {}; samples held back for late stimuli: {:.1} ms; chunks arrived up to \
+             {:.1} ms after their due time (the reference is the real arrival)",
+            l.stimulus_lead, l.hold_ms, l.chunk_late_max_ms
+        )?;
     }
     Ok(())
 }

@@ -438,6 +438,7 @@ pub struct SimReader {
     buf: Vec<u8>,
     at: usize,
     finished: bool,
+    released_end: u64,
 }
 
 impl SimReader {
@@ -450,7 +451,14 @@ impl SimReader {
             buf: Vec::with_capacity(64 * 1024),
             at: 0,
             finished: false,
+            released_end: 0,
         }
+    }
+
+    /// One past the last sample index of the chunk being handed out (the samples released so far): a
+    /// caller that notes when this changes knows when each chunk really became readable.
+    pub fn released_end(&self) -> u64 {
+        self.released_end
     }
 }
 
@@ -476,6 +484,7 @@ impl Read for SimReader {
                 }
             }
             std::thread::sleep(self.pacer.wait_for(end));
+            self.released_end = end;
             if self.buf.is_empty() {
                 return if self.finished {
                     Ok(0)

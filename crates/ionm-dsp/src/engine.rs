@@ -1042,6 +1042,10 @@ impl Engine {
         let smask = self.stage_mask;
         let wants = sink.wants_filtered();
         for si in 0..self.streams.len() {
+            if matches!(op, FirOp::Flush) && !wants && !self.flush_completes_a_sweep(si) {
+                // A partial block costs a whole FFT: transform it now only if that lets a sweep out.
+                continue;
+            }
             let Stream {
                 fir,
                 out,
@@ -1111,6 +1115,20 @@ impl Engine {
                 notify(sink, si, &self.streams[si], from, mask);
             }
         }
+    }
+
+    /// Whether flushing stream `si` now would complete a pending sweep (its window end lies between the
+    /// stream's output and what the output will be once everything fed to the filter is transformed).
+    fn flush_completes_a_sweep(&self, si: usize) -> bool {
+        let st = &self.streams[si];
+        let after = st.out_end + st.fir.buffered() as u64;
+        st.traces.iter().any(|&t| {
+            let tr = &self.traces[t];
+            tr.pending.iter().any(|(ev, _)| {
+                let we = ev.sample_index as i64 + tr.b;
+                we > st.out_end as i64 && we <= after as i64
+            })
+        })
     }
 
     /// Emits every pending sweep whose filtered data is complete. At the end of a segment (`end =

@@ -37,6 +37,34 @@ pub struct FirKernel {
     spectrum: Vec<Complex<f32>>,
     r2c: Option<Arc<dyn RealToComplex<f32>>>,
     c2r: Option<Arc<dyn ComplexToReal<f32>>>,
+    /// Shorter transforms for partial blocks (live flushes): (length, spectrum, plans), ascending, each a
+    /// power of two from the first above the taps up to half `fft_len`. A flush of `p` samples uses the
+    /// shortest that holds `taps − 1 + p`: flushing a few ms costs a fraction of a whole block.
+    short: Vec<ShortFft>,
+}
+
+type ShortFft = (
+    usize,
+    Vec<Complex<f32>>,
+    Arc<dyn RealToComplex<f32>>,
+    Arc<dyn ComplexToReal<f32>>,
+);
+
+/// The spectrum of `taps` zero-padded to `m`, computed in f64 with the inverse transform's 1/m folded in.
+fn kernel_spectrum(taps: &[f64], m: usize) -> Vec<Complex<f32>> {
+    let mut p64 = RealFftPlanner::<f64>::new();
+    let fwd64 = p64.plan_fft_forward(m);
+    let mut time = vec![0.0f64; m];
+    for (t, h) in time.iter_mut().zip(taps) {
+        *t = *h / m as f64;
+    }
+    let mut spec64 = fwd64.make_output_vec();
+    // Lengths come from the plan itself, so this cannot fail.
+    let _ = fwd64.process(&mut time, &mut spec64);
+    spec64
+        .iter()
+        .map(|c| Complex::new(c.re as f32, c.im as f32))
+        .collect()
 }
 
 impl std::fmt::Debug for FirKernel {
@@ -99,26 +127,25 @@ impl FirKernel {
                 spectrum: Vec::new(),
                 r2c: None,
                 c2r: None,
+                short: Vec::new(),
             });
         }
         let m = fft_len.unwrap_or_else(|| choose_fft_len(taps));
         if m <= taps || !m.is_multiple_of(2) || m > MAX_FFT_LEN {
             return Err(KernelError::BadFftLen { taps, fft_len: m });
         }
-        // Spectrum of the zero-padded taps in f64, with the 1/M of the inverse transform folded in.
-        let mut p64 = RealFftPlanner::<f64>::new();
-        let fwd64 = p64.plan_fft_forward(m);
-        let mut time = vec![0.0f64; m];
-        for (t, h) in time.iter_mut().zip(&design.taps) {
-            *t = *h / m as f64;
+        let spectrum = kernel_spectrum(&design.taps, m);
+        let mut short = Vec::new();
+        let mut sm = (taps + 1).next_power_of_two();
+        while sm < m {
+            short.push((
+                sm,
+                kernel_spectrum(&design.taps, sm),
+                planner.plan_fft_forward(sm),
+                planner.plan_fft_inverse(sm),
+            ));
+            sm *= 2;
         }
-        let mut spec64 = fwd64.make_output_vec();
-        // Lengths come from the plan itself, so this cannot fail.
-        let _ = fwd64.process(&mut time, &mut spec64);
-        let spectrum = spec64
-            .iter()
-            .map(|c| Complex::new(c.re as f32, c.im as f32))
-            .collect();
         Ok(Self {
             taps,
             fft_len: m,
@@ -127,6 +154,7 @@ impl FirKernel {
             spectrum,
             r2c: Some(planner.plan_fft_forward(m)),
             c2r: Some(planner.plan_fft_inverse(m)),
+            short,
         })
     }
 
@@ -193,7 +221,15 @@ impl FftWork {
             .r2c
             .as_ref()
             .map_or(0, |p| p.get_scratch_len())
-            .max(kernel.c2r.as_ref().map_or(0, |p| p.get_scratch_len()));
+            .max(kernel.c2r.as_ref().map_or(0, |p| p.get_scratch_len()))
+            .max(
+                kernel
+                    .short
+                    .iter()
+                    .map(|(_, _, f, i)| f.get_scratch_len().max(i.get_scratch_len()))
+                    .max()
+                    .unwrap_or(0),
+            );
         if self.scratch.len() < s {
             self.scratch.resize(s, Complex::new(0.0, 0.0));
         }
@@ -390,9 +426,13 @@ impl StreamingFir {
         let (Some(r2c), Some(c2r)) = (&k.r2c, &k.c2r) else {
             return;
         };
-        let m = k.fft_len;
         let n1 = k.taps - 1;
         let p = self.pending;
+        // A partial block goes through the shortest transform that holds it.
+        let (m, spectrum, r2c, c2r) = match k.short.iter().find(|v| v.0 >= n1 + p) {
+            Some((sm, spec, f, i)) => (*sm, spec, f, i),
+            None => (k.fft_len, &k.spectrum, r2c, c2r),
+        };
         // time[n1 + j] is the causal output for new sample j, i.e. the compensated output for new sample j − D;
         // the first D outputs of a stream belong to indices before its start and are dropped.
         let drop = self.skip.min(p);
@@ -412,7 +452,7 @@ impl StreamingFir {
             let scratch = &mut work.scratch[..];
             // Buffer lengths are fixed by the plan (reserved beforehand), so these calls cannot fail.
             let _ = r2c.process_with_scratch(time, spec, scratch);
-            for (s, h) in spec.iter_mut().zip(&k.spectrum) {
+            for (s, h) in spec.iter_mut().zip(spectrum) {
                 *s *= *h;
             }
             spec[0].im = 0.0;
