@@ -45,7 +45,7 @@
 //!   `BAD_end_padding` at the first padded sample after the last recorded one. [`ReplaySource`] uses the gap and
 //!   end annotations to skip exactly the padding, so it reproduces the recorded samples and the gaps exactly.
 //! - **Crash safety**: records are written as they fill; a flush (records synced, then the header's record
-//!   count rewritten and synced) happens after every `flush_interval` (default 1 s) of recorded samples and of
+//!   count rewritten and synced) happens after every `flush_interval` (default 250 ms) of recorded samples and of
 //!   wall time. After `kill -9` the file opens in pyedflib, MNE and ionm up to the last flush at least.
 //! - **New files**: a new device session, or any change of the device description, closes the file and
 //!   continues in a numbered file (`rec.bdf`, `rec-2.bdf`, …), each with its own sidecar naming its neighbours.

@@ -29,7 +29,7 @@ const MAX_FUTURE_TRIGGERS: usize = 4096;
 const MAX_SAMPLES_PER_RECORD: f64 = 1e6;
 
 /// How to record. `Default` gives an anonymous recording ("X X X X") starting now (UTC), 0.1 s records when the
-/// sample rate is a multiple of 10 Hz (1 s otherwise), a crash-safe flush at least every second of stream time
+/// sample rate is a multiple of 10 Hz (1 s otherwise), a crash-safe flush at least every 250 ms of stream time
 /// and of wall time, and a queue of 2048 blocks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecorderConfig {
@@ -77,7 +77,7 @@ impl Default for RecorderConfig {
             record_duration_s: None,
             discontinuous: false,
             max_padded_gap_s: 30.0,
-            flush_interval: Duration::from_secs(1),
+            flush_interval: Duration::from_millis(250),
             queue_capacity: 2048,
             annotation_bytes_per_s: 10_240,
             max_pending_annotations: 100_000,
