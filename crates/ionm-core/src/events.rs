@@ -338,6 +338,44 @@ pub struct StatsEvent {
     pub averages: u64,
     /// Alarms raised (all kinds).
     pub alarms_raised: u64,
+    /// The current evidence of change of the sequential detector, per trace it monitors (absent when it does
+    /// not run): lets a display show evidence rising before a block average would. Added in schema 1
+    /// (additive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EvidenceValue>,
+}
+
+/// A detector's evidence of change on one trace at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EvidenceValue {
+    /// Trace name.
+    pub trace: String,
+    /// Detector (`sequential`).
+    pub detector: String,
+    /// Evidence of an amplitude drop (CUSUM statistic, standard deviations of one sweep's amplitude).
+    pub evidence: f64,
+    /// The alarm threshold of `evidence`.
+    pub threshold: f64,
+    /// The CUSUM's reference value `k` (standard deviations).
+    pub reference: f64,
+    /// s.d. of one sweep's amplitude estimate, baseline units (the per-sweep noise the detector measured).
+    pub sigma: f64,
+    /// Recent amplitude (mean of ≈ 32 sweeps), baseline units (1 = baseline).
+    pub amplitude: f64,
+    /// Latest latency shift estimate from a short average, ms (positive: later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_shift_ms: Option<f64>,
+    /// s.d. of one short average's latency estimate, ms (measured at calibration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_sd_ms: Option<f64>,
+    /// Sweeps per short average of the latency estimate.
+    pub latency_block: u32,
+    /// Evidence of a latency increase (CUSUM on short averages' lags; 0 while not running).
+    pub latency_evidence: f64,
+    /// Its threshold (0 while not running).
+    pub latency_threshold: f64,
+    /// An alarm of this detector is active on the trace.
+    pub active: bool,
 }
 
 /// What the reader counted over a whole run.

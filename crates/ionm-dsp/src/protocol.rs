@@ -176,6 +176,43 @@ pub struct Protocol {
     pub blanking: BlankingSpec,
     /// Channels.
     pub channels: Vec<ChannelSpec>,
+    /// Which change detectors the monitor runs (`detectors`, `[sequential]`).
+    pub detectors: DetectorSpec,
+}
+
+/// The change detectors selected by the protocol (top-level `detectors` and the `[sequential]` table; read by
+/// the monitor, `ionm_monitor::DetectorSettings`). Plain numbers: the DSP does not use them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorSpec {
+    /// The block-average detector (N-sweep averages against the baseline, confirmed): `"block"`.
+    pub block: bool,
+    /// The single-sweep sequential detector (matched filter + CUSUM): `"sequential"`.
+    pub sequential: bool,
+    /// Sequential: mean hours between false alarms for the whole case (all its traces together).
+    pub false_alarm_hours: f64,
+    /// Sequential: the amplitude drop the CUSUM is tuned for, fraction of baseline (0.5 = 50%).
+    pub design_drop: f64,
+    /// Sequential: the latency increase the latency CUSUM is tuned for, fraction of baseline latency.
+    pub design_latency: f64,
+    /// Sequential: accepted sweeps that build the template.
+    pub template_sweeps: u32,
+    /// Sequential: further accepted sweeps that calibrate the noise (not used for the template).
+    pub calibration_sweeps: u32,
+}
+
+impl Default for DetectorSpec {
+    /// The block detector only; sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps.
+    fn default() -> Self {
+        Self {
+            block: true,
+            sequential: false,
+            false_alarm_hours: 8.0,
+            design_drop: 0.5,
+            design_latency: 0.10,
+            template_sweeps: 200,
+            calibration_sweeps: 800,
+        }
+    }
 }
 
 /// A bad protocol file: where and why.
@@ -437,8 +474,20 @@ struct RawProtocol {
     mains_hz: Option<S<f64>>,
     stimulus_lag_ms: Option<S<f64>>,
     blanking: Option<RawBlanking>,
+    detectors: Option<S<Vec<S<String>>>>,
+    sequential: Option<RawSequential>,
     #[serde(default)]
     channel: Vec<S<RawChannel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSequential {
+    false_alarm_hours: Option<S<f64>>,
+    design_drop: Option<S<f64>>,
+    design_latency: Option<S<f64>>,
+    template_sweeps: Option<S<i64>>,
+    calibration_sweeps: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -657,12 +706,14 @@ impl Protocol {
             .enumerate()
             .map(|(i, c)| parse_channel(&cx, i, c, mains_hz))
             .collect::<Result<Vec<_>, _>>()?;
+        let detectors = parse_detectors(&cx, raw.detectors.as_ref(), raw.sequential.as_ref())?;
         Ok(Self {
             name: raw.name.unwrap_or_default(),
             mains_hz,
             stimulus_lag_ms,
             blanking,
             channels,
+            detectors,
         })
     }
 
@@ -709,6 +760,51 @@ impl Protocol {
             _ => None,
         }
     }
+}
+
+fn parse_detectors(
+    cx: &Ctx<'_>,
+    list: Option<&S<Vec<S<String>>>>,
+    seq: Option<&RawSequential>,
+) -> Result<DetectorSpec, ProtocolError> {
+    let mut d = DetectorSpec::default();
+    if let Some(list) = list {
+        d.block = false;
+        for name in list.get_ref() {
+            match name.get_ref().as_str() {
+                "block" => d.block = true,
+                "sequential" => d.sequential = true,
+                other => {
+                    return Err(cx.at(
+                        name.span(),
+                        "detectors",
+                        format!("unknown detector `{other}` (expected `block` or `sequential`)"),
+                    ));
+                }
+            }
+        }
+        if !d.block && !d.sequential {
+            return Err(cx.at(list.span(), "detectors", "name at least one detector"));
+        }
+    }
+    if let Some(s) = seq {
+        if let Some(v) = &s.false_alarm_hours {
+            d.false_alarm_hours = cx.range(v, "sequential.false_alarm_hours", 0.01, 1e6)?;
+        }
+        if let Some(v) = &s.design_drop {
+            d.design_drop = cx.range(v, "sequential.design_drop", 0.05, 1.0)?;
+        }
+        if let Some(v) = &s.design_latency {
+            d.design_latency = cx.range(v, "sequential.design_latency", 0.01, 1.0)?;
+        }
+        if let Some(v) = &s.template_sweeps {
+            d.template_sweeps = cx.int(v, "sequential.template_sweeps", 2, 100_000)? as u32;
+        }
+        if let Some(v) = &s.calibration_sweeps {
+            d.calibration_sweeps = cx.int(v, "sequential.calibration_sweeps", 2, 100_000)? as u32;
+        }
+    }
+    Ok(d)
 }
 
 fn parse_blanking(cx: &Ctx<'_>, b: &RawBlanking) -> Result<BlankingSpec, ProtocolError> {
@@ -1220,5 +1316,23 @@ mod tests {
         let e = Protocol::from_toml_str(src).unwrap_err();
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.to_string().contains("windw_ms"), "{e}");
+    }
+
+    #[test]
+    fn detectors_key_selects_and_validates() {
+        let ch = "[[channel]]\nlabel = \"C3\"\nmodality = \"ssep-upper\"\nstimulators = [\"left_median\"]\n";
+        let p = Protocol::from_toml_str(ch).unwrap();
+        assert_eq!(p.detectors, DetectorSpec::default());
+        assert!(p.detectors.block && !p.detectors.sequential);
+        let src = format!(
+            "detectors = [\"block\", \"sequential\"]\n[sequential]\nfalse_alarm_hours = 24\ndesign_drop = 0.4\n{ch}"
+        );
+        let d = Protocol::from_toml_str(&src).unwrap().detectors;
+        assert!(d.block && d.sequential);
+        assert_eq!((d.false_alarm_hours, d.design_drop), (24.0, 0.4));
+        let e = Protocol::from_toml_str(&format!("detectors = [\"cusum\"]\n{ch}")).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("detectors")), "{e}");
+        let e = Protocol::from_toml_str(&format!("[sequential]\ndesign_drop = 2\n{ch}")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sequential.design_drop"), "{e}");
     }
 }

@@ -9,22 +9,29 @@
 //!   controls are not (anaesthesia or blood pressure rather than a focal injury).
 //! - [`TraceMeta`]: what the monitor needs to know of a trace; [`AverageInput`]: the numbers of one average.
 //! - [`Criteria`] / [`Role`]: the configurable criteria with presets per modality.
-//! - [`SequentialDetector`] ([`sequential`]): a single-sweep matched-filter CUSUM per trace, for faster
-//!   detection of drops than block averages allow (not yet wired into the pipeline).
+//! - Change detectors behind one trait, [`ChangeDetector`] ([`detector`]), selected per protocol
+//!   ([`DetectorSettings`]): the [`BlockDetector`] (averages against the baseline under the [`Criteria`]) and the
+//!   [`SequentialBank`] (a single-sweep matched-filter CUSUM per SSEP trace, [`SequentialDetector`] in
+//!   [`sequential`], with the latency estimated from short averages by cross-correlation). Both may run at once;
+//!   every alarm says which detector raised it.
 //!
 //! The monitor is pure and deterministic: events come out in stream time, in the order their causes came in.
 //! It allocates only when it emits an event (at most a few per average), never per sweep or per sample.
 
 mod criteria;
+pub mod detector;
 pub mod sequential;
 mod technical;
 
 pub use criteria::{Criteria, Role};
-pub use sequential::{Decision, SequentialConfig, SequentialDetector, SweepOutcome};
+pub use detector::{
+    BlockDetector, ChangeDetector, Comparison, DetectorContext, DetectorSettings, SequentialBank,
+};
+pub use sequential::{ChangeLabel, Decision, SequentialConfig, SequentialDetector, SweepOutcome};
 
 use ionm_core::events::{
-    AlarmClass, AlarmEvent, AlarmKind, AlarmState, BaselineEvent, BaselineOrigin, Event, MarkerEvent,
-    Waveform,
+    AlarmClass, AlarmEvent, AlarmKind, AlarmState, BaselineEvent, BaselineOrigin, Event, EvidenceValue,
+    MarkerEvent, Waveform,
 };
 use ionm_core::{DeviceStatus, Gap, LinkEvent, Stimulator};
 use technical::Technical;
@@ -81,34 +88,22 @@ pub struct Assessment {
 }
 
 #[derive(Debug, Clone)]
-struct Baseline {
-    amplitude_uv: f64,
-    latency_ms: Option<f64>,
+pub(crate) struct Baseline {
+    pub(crate) amplitude_uv: f64,
+    pub(crate) latency_ms: Option<f64>,
     stream_s: f64,
     number: u32,
 }
 
-/// The state of one clinical criterion of one trace.
-#[derive(Debug, Clone, Default)]
-struct Criterion {
-    breaches: u32,
-    recoveries: u32,
-    active: Option<u64>,
-    acknowledged: bool,
-}
-
 #[derive(Debug, Clone)]
-struct TraceState {
-    meta: TraceMeta,
-    baseline: Option<Baseline>,
+pub(crate) struct TraceState {
+    pub(crate) meta: TraceMeta,
+    pub(crate) baseline: Option<Baseline>,
     gate_passes: u32,
     /// The latest averages that passed the quality gate in a row (at most `baseline_after`).
     passing: Vec<AverageInput>,
     last: Option<AverageInput>,
-    last_ratio: Option<f64>,
-    amplitude: Criterion,
-    latency: Criterion,
-    lost: Criterion,
+    pub(crate) last_ratio: Option<f64>,
     rebaseline_requested: bool,
 }
 
@@ -117,15 +112,31 @@ struct TraceState {
 pub struct Monitor {
     traces: Vec<TraceState>,
     technical: Technical,
+    detectors: Vec<Box<dyn ChangeDetector>>,
+    sequential: bool,
     next_id: u64,
     raised: u64,
 }
 
 impl Monitor {
-    /// A monitor for these traces, with no baselines yet. `n_channels` is the device's channel count and
-    /// `labels` its channel labels (for channel-wide technical alarms).
+    /// A monitor for these traces with the block detector only, with no baselines yet. `labels` are the
+    /// device's channel labels (for channel-wide technical alarms).
     pub fn new(traces: Vec<TraceMeta>, labels: Vec<String>) -> Self {
+        Self::with_detectors(traces, labels, &DetectorSettings::default())
+    }
+
+    /// A monitor running the detectors `settings` selects. The sequential detector needs each trace's sweep
+    /// shape: [`Monitor::set_sweep_timebase`].
+    pub fn with_detectors(traces: Vec<TraceMeta>, labels: Vec<String>, settings: &DetectorSettings) -> Self {
         let technical = Technical::new(&traces, labels);
+        let n = traces.len();
+        let mut detectors: Vec<Box<dyn ChangeDetector>> = Vec::new();
+        if settings.block {
+            detectors.push(Box::new(BlockDetector::new(n)));
+        }
+        if settings.sequential {
+            detectors.push(Box::new(SequentialBank::new(settings.clone(), n)));
+        }
         Self {
             traces: traces
                 .into_iter()
@@ -136,15 +147,68 @@ impl Monitor {
                     passing: Vec::new(),
                     last: None,
                     last_ratio: None,
-                    amplitude: Criterion::default(),
-                    latency: Criterion::default(),
-                    lost: Criterion::default(),
                     rebaseline_requested: false,
                 })
                 .collect(),
             technical,
+            sequential: settings.sequential,
+            detectors,
             next_id: 1,
             raised: 0,
+        }
+    }
+
+    /// The names of the detectors that run (`block`, `sequential`).
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.detectors.iter().map(|d| d.name()).collect()
+    }
+
+    /// Declares trace `t`'s sweeps: `window_len` samples at `dt_ms` (for the sequential detector; a no-op when it
+    /// does not run or the trace is not an SSEP trace).
+    pub fn set_sweep_timebase(&mut self, t: usize, window_len: usize, dt_ms: f64) {
+        if !self.sequential {
+            return;
+        }
+        let Some(meta) = self.traces.get(t).map(|s| s.meta.clone()) else {
+            return;
+        };
+        for d in &mut self.detectors {
+            d.set_timebase(t, &meta, window_len, dt_ms);
+        }
+    }
+
+    /// An accepted sweep of trace `t` (filtered, µV, the trace's window) for the detectors that use single
+    /// sweeps; ignored while a technical alarm suspends the trace. Allocates only when it emits an alarm.
+    pub fn on_sweep_data(&mut self, t: usize, data: &[f32], stream_s: f64, out: &mut Vec<Event>) {
+        if !self.sequential {
+            return;
+        }
+        let Some(tr) = self.traces.get(t) else { return };
+        if self.technical.suspension_reason(t, &tr.meta).is_some() {
+            return;
+        }
+        let mut cx = DetectorContext {
+            traces: &self.traces,
+            next_id: &mut self.next_id,
+            raised: &mut self.raised,
+            out,
+        };
+        for d in &mut self.detectors {
+            d.on_sweep(t, data, stream_s, &mut cx);
+        }
+    }
+
+    /// The detectors' current evidence per trace (for the periodic stats event).
+    pub fn evidence(&mut self, out: &mut Vec<EvidenceValue>) {
+        let mut scratch = Vec::new();
+        let cx = DetectorContext {
+            traces: &self.traces,
+            next_id: &mut self.next_id,
+            raised: &mut self.raised,
+            out: &mut scratch,
+        };
+        for d in &self.detectors {
+            d.evidence(&cx, out);
         }
     }
 
@@ -247,13 +311,18 @@ impl Monitor {
                 ev.amplitude_uv = Some(amplitude_uv);
                 ev.latency_ms = latency_ms;
             }
-            // A new baseline restarts the comparison: pending confirmations are void; active alarms are
-            // re-evaluated against it and clear through the usual hysteresis.
-            for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
-                crit.breaches = 0;
-            }
             assessment.baseline_taken = true;
+            let mut cx = DetectorContext {
+                traces: &self.traces,
+                next_id: &mut self.next_id,
+                raised: &mut self.raised,
+                out,
+            };
+            for d in &mut self.detectors {
+                d.on_baseline(a.trace, origin, latency_ms, a.stream_s, &mut cx);
+            }
         }
+        let tr = &mut self.traces[a.trace];
         let Some(b) = tr.baseline.clone() else {
             assessment
                 .suspended
@@ -267,152 +336,31 @@ impl Monitor {
                 0.0
             }
         });
-        let lat_ratio = a.latency_ms.zip(b.latency_ms).map(|(l, bl)| l / bl);
-        let lat_delta = a.latency_ms.zip(b.latency_ms).map(|(l, bl)| l - bl);
-        assessment.amplitude_ratio = amp_ratio;
-        assessment.latency_ratio = lat_ratio;
+        let cmp = Comparison {
+            baseline_amplitude_uv: b.amplitude_uv,
+            amplitude_ratio: amp_ratio,
+            latency_ratio: a.latency_ms.zip(b.latency_ms).map(|(l, bl)| l / bl),
+            latency_delta_ms: a.latency_ms.zip(b.latency_ms).map(|(l, bl)| l - bl),
+        };
+        assessment.amplitude_ratio = cmp.amplitude_ratio;
+        assessment.latency_ratio = cmp.latency_ratio;
         tr.last_ratio = amp_ratio;
         if suspended.is_some() {
-            for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
-                crit.breaches = 0;
-                crit.recoveries = 0;
+            for d in &mut self.detectors {
+                d.on_average_suspended(a.trace);
             }
             return assessment;
         }
-        // Each criterion: (met, recovered with hysteresis, value, threshold).
-        let amp_thr = c.amplitude_ratio;
-        let drop_stands_out = a
-            .amplitude_uv
-            .zip(a.residual_noise_uv)
-            .is_none_or(|(amp, n)| b.amplitude_uv - amp >= c.min_drop_snr * std::f64::consts::SQRT_2 * n);
-        let amp_met = amp_thr.zip(amp_ratio).is_some_and(|(t, r)| r <= t) && drop_stands_out;
-        let amp_recovered = amp_thr
-            .zip(amp_ratio)
-            .is_none_or(|(t, r)| r > t + c.clear_margin_amplitude);
-        let (lat_met, lat_recovered, lat_value, lat_threshold) =
-            match (c.latency_ratio, c.latency_increase_ms) {
-                (Some(t), _) => (
-                    lat_ratio.is_some_and(|r| r >= t),
-                    lat_ratio.is_none_or(|r| r < t - c.clear_margin_latency),
-                    lat_ratio,
-                    Some(t),
-                ),
-                (None, Some(ms)) => (
-                    lat_delta.is_some_and(|d| d >= ms),
-                    lat_delta.is_none_or(|d| d < ms - 10.0 * c.clear_margin_latency),
-                    lat_delta,
-                    Some(ms),
-                ),
-                (None, None) => (false, true, None, None),
-            };
-        let noise = a.residual_noise_uv.unwrap_or(0.0);
-        // Lost: the primary peak is not found at all, or its amplitude is within the noise. A peak found whose
-        // paired trough is not (amplitude unmeasurable) is not a loss.
-        let found = a.latency_ms.is_some() || a.amplitude_uv.is_some();
-        let lost_met = c
-            .loss_snr
-            .is_some_and(|k| !found || a.amplitude_uv.is_some_and(|amp| amp < k * noise));
-        let lost_recovered = c
-            .loss_snr
-            .is_none_or(|k| found && a.amplitude_uv.is_none_or(|amp| amp >= (k + 0.5) * noise));
-        let (amp_met, lat_met, amp_recovered, lat_recovered) = if c.require_both {
-            let both = amp_met && lat_met;
-            (false, both, true, amp_recovered || lat_recovered)
-        } else {
-            (amp_met, lat_met, amp_recovered, lat_recovered)
+        let mut cx = DetectorContext {
+            traces: &self.traces,
+            next_id: &mut self.next_id,
+            raised: &mut self.raised,
+            out,
         };
-        let name = tr.meta.name.clone();
-        let role = tr.meta.role;
-        let confirm = c.confirm.max(1);
-        let mut raised = Vec::new();
-        for (kind, crit, met, recovered, value, threshold) in [
-            (
-                AlarmKind::AmplitudeDrop,
-                &mut tr.amplitude,
-                amp_met,
-                amp_recovered,
-                amp_ratio,
-                amp_thr,
-            ),
-            (
-                AlarmKind::LatencyIncrease,
-                &mut tr.latency,
-                lat_met,
-                lat_recovered,
-                lat_value,
-                lat_threshold,
-            ),
-            (
-                AlarmKind::ResponseLost,
-                &mut tr.lost,
-                lost_met,
-                lost_recovered,
-                a.amplitude_uv,
-                c.loss_snr,
-            ),
-        ] {
-            crit.breaches = if met { crit.breaches + 1 } else { 0 };
-            crit.recoveries = if recovered { crit.recoveries + 1 } else { 0 };
-            if let Some(id) = crit.active {
-                if crit.recoveries >= confirm {
-                    crit.active = None;
-                    crit.acknowledged = false;
-                    out.push(Event::Alarm(alarm(
-                        a.stream_s,
-                        id,
-                        &name,
-                        kind,
-                        AlarmState::Cleared,
-                        value,
-                        threshold,
-                        false,
-                    )));
-                }
-            } else if crit.breaches >= confirm {
-                let id = self.next_id;
-                self.next_id += 1;
-                crit.active = Some(id);
-                crit.acknowledged = false;
-                raised.push((id, kind, value, threshold));
-            }
-        }
-        for (id, kind, value, threshold) in raised {
-            self.raised += 1;
-            let systemic = role == Role::Cortical && self.is_systemic();
-            out.push(Event::Alarm(alarm(
-                a.stream_s,
-                id,
-                &name,
-                kind,
-                AlarmState::Raised,
-                value,
-                threshold,
-                systemic,
-            )));
+        for d in &mut self.detectors {
+            d.on_average(a, &cmp, &mut cx);
         }
         assessment
-    }
-
-    /// True when the cortical traces are depressed together while the peripheral controls are not: at least two
-    /// cortical traces with a baseline and a measurement, three quarters of them at ≤ 80% of baseline, and the
-    /// median peripheral control at ≥ 80%. Medians and fractions, not "every", because single averages are noisy.
-    fn is_systemic(&self) -> bool {
-        let ratios = |role: Role| -> Vec<f64> {
-            self.traces
-                .iter()
-                .filter(|t| t.meta.role == role && t.baseline.is_some())
-                .filter_map(|t| t.last_ratio)
-                .collect()
-        };
-        let cortical = ratios(Role::Cortical);
-        let mut peripheral = ratios(Role::Peripheral);
-        if cortical.len() < 2 || peripheral.is_empty() {
-            return false;
-        }
-        let depressed = cortical.iter().filter(|&&r| r <= 0.8).count() as f64 / cortical.len() as f64;
-        peripheral.sort_by(f64::total_cmp);
-        let median = peripheral[peripheral.len() / 2];
-        depressed >= 0.75 && median >= 0.8
     }
 
     /// Takes the next average of `trace` (or of every trace) as its new baseline. The old baseline stays in the
@@ -427,26 +375,15 @@ impl Monitor {
 
     /// Acknowledges alarm `id` (clinical or technical). Returns false if no such alarm is active.
     pub fn acknowledge(&mut self, id: u64, stream_s: f64, out: &mut Vec<Event>) -> bool {
-        for tr in &mut self.traces {
-            for (kind, crit) in [
-                (AlarmKind::AmplitudeDrop, &mut tr.amplitude),
-                (AlarmKind::LatencyIncrease, &mut tr.latency),
-                (AlarmKind::ResponseLost, &mut tr.lost),
-            ] {
-                if crit.active == Some(id) && !crit.acknowledged {
-                    crit.acknowledged = true;
-                    out.push(Event::Alarm(alarm(
-                        stream_s,
-                        id,
-                        &tr.meta.name,
-                        kind,
-                        AlarmState::Acknowledged,
-                        None,
-                        None,
-                        false,
-                    )));
-                    return true;
-                }
+        let mut cx = DetectorContext {
+            traces: &self.traces,
+            next_id: &mut self.next_id,
+            raised: &mut self.raised,
+            out,
+        };
+        for d in &mut self.detectors {
+            if d.acknowledge(id, stream_s, &mut cx) {
+                return true;
             }
         }
         self.technical.acknowledge(id, stream_s, out)

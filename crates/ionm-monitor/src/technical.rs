@@ -115,8 +115,14 @@ impl Technical {
 
     /// Why the clinical criteria of trace `t` are suspended, if they are.
     pub(crate) fn suspension(&self, t: usize, meta: &TraceMeta) -> Option<String> {
+        self.suspension_reason(t, meta)
+            .map(|why| format!("suspended: {why}"))
+    }
+
+    /// The same without allocating (per sweep).
+    pub(crate) fn suspension_reason(&self, t: usize, meta: &TraceMeta) -> Option<&'static str> {
         let ch = meta.device_channel;
-        let why = if self.signal_lost.is_some() {
+        Some(if self.signal_lost.is_some() {
             "signal lost"
         } else if self.overrun.is_some() {
             "data dropped (overrun)"
@@ -128,8 +134,7 @@ impl Technical {
             "too many sweeps rejected (noisy)"
         } else {
             return None;
-        };
-        Some(format!("suspended: {why}"))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -3,7 +3,7 @@
 
 use ionm_core::Rng;
 use ionm_monitor::sequential::{lorden_delay, siegmund_arl, siegmund_threshold};
-use ionm_monitor::{Decision, SequentialConfig, SequentialDetector};
+use ionm_monitor::{ChangeLabel, Decision, SequentialConfig, SequentialDetector};
 
 /// Siegmund's approximation against the exact (integral-equation) ARLs tabulated for the standardised CUSUM
 /// with k = 0.5 (Montgomery, "Introduction to Statistical Quality Control", table of ARLs for the tabular CUSUM;
@@ -206,6 +206,108 @@ fn no_response_never_panics() {
         sweep(&mut rng, &zero, 1.0, 1.0, &mut buf);
         if let Some(o) = det.on_sweep(&buf) {
             assert!(o.amplitude.is_finite() && o.evidence.is_finite() && o.sigma > 0.0);
+        }
+    }
+}
+
+/// The detector itself (estimated level and σ, clipped z, level margin) on pure noise around its template, with
+/// the threshold for ARL₀ = A sweeps: its false alarms must not come sooner than the target. The margin on `k`
+/// makes it conservative by design (it guards against the level's estimation error), so the assertion is
+/// one-sided: mean run length ≥ A × (1 − 3 s.e.), with the run length ≈ geometric (s.e. of the mean ≈ mean/√R).
+/// With the margin off and a long calibration it must also be within a factor 2 of A (the level error of
+/// M = 2000 calibration sweeps, ≈ 0.02 s.d., still moves ARL₀ by tens of per cent at this k: a stated, loose
+/// tolerance, not a tuned one).
+#[test]
+fn detector_false_alarm_run_length_meets_its_target() {
+    let r = response(10.0);
+    let target = 400.0;
+    let mut buf = vec![0.0_f32; LEN];
+    for (margin, calibration, two_sided) in [(2.0, 400, false), (0.0, 2000, true)] {
+        let runs = 60;
+        let mut lengths = Vec::new();
+        for seed in 0..runs {
+            let mut rng = Rng::new(7000 + seed);
+            let cfg = SequentialConfig {
+                template_sweeps: 400,
+                calibration_sweeps: calibration,
+                arl_sweeps: target,
+                level_margin: margin,
+                ..SequentialConfig::for_rate(4.7, 8.0)
+            };
+            let mut det = SequentialDetector::new(cfg, LEN);
+            let mut n = 0u64;
+            loop {
+                sweep(&mut rng, &r, 1.0, 10.0, &mut buf);
+                if let Some(o) = det.on_sweep(&buf) {
+                    n += 1;
+                    if o.decision == Some(Decision::Raised) || n >= 200_000 {
+                        break;
+                    }
+                }
+            }
+            lengths.push(n as f64);
+        }
+        let mean = lengths.iter().sum::<f64>() / lengths.len() as f64;
+        let se = mean / (runs as f64).sqrt();
+        assert!(
+            mean >= target - 3.0 * se,
+            "margin {margin}: mean run length {mean:.0} below the target {target}"
+        );
+        if two_sided {
+            assert!(
+                mean <= 2.0 * target,
+                "margin 0: mean run length {mean:.0} vs {target}"
+            );
+        }
+    }
+}
+
+/// A later response is labelled latency, a smaller one amplitude: the sweeps since the CUSUM's change point,
+/// cross-correlated with the template. Response: one period of 100 samples (10 ms at 0.1 ms) centred on sample
+/// 100; the reference latency is 10 ms, so a +15% shift is 15 samples (the projection on the fixed template
+/// falls to cos(2π·0.15) ≈ 0.59, which is what raises the alarm).
+#[test]
+fn latency_and_amplitude_changes_are_told_apart() {
+    let r = response(10.0);
+    let shifted: Vec<f64> = (0..LEN).map(|i| if i >= 15 { r[i - 15] } else { 0.0 }).collect();
+    let mut buf = vec![0.0_f32; LEN];
+    for (changed, gain, want_latency) in [(&shifted, 1.0, true), (&r, 0.4, false)] {
+        let mut rng = Rng::new(99);
+        let mut det = SequentialDetector::new(
+            SequentialConfig {
+                template_sweeps: 300,
+                calibration_sweeps: 400,
+                ..SequentialConfig::for_rate(4.7, 8.0)
+            },
+            LEN,
+        );
+        det.set_sample_period_ms(0.1);
+        det.set_reference_latency_ms(Some(10.0));
+        for _ in 0..1000 {
+            sweep(&mut rng, &r, 1.0, 5.0, &mut buf);
+            det.on_sweep(&buf);
+        }
+        assert!(det.is_monitoring());
+        let mut label = None;
+        for _ in 0..3000 {
+            sweep(&mut rng, changed, gain, 5.0, &mut buf);
+            if let Some(o) = det.on_sweep(&buf)
+                && o.decision == Some(Decision::Raised)
+            {
+                label = o.label;
+                break;
+            }
+        }
+        match (label, want_latency) {
+            (Some(ChangeLabel::Latency { shift_ms, ratio }), true) => {
+                // 1.5 ms; the segment average is short and noisy: ± 0.5 ms.
+                assert!((shift_ms - 1.5).abs() < 0.5, "shift {shift_ms}");
+                assert!(ratio.is_some_and(|x| (x - 1.15).abs() < 0.05), "{ratio:?}");
+            }
+            (Some(ChangeLabel::Amplitude { ratio }), false) => {
+                assert!((ratio - 0.4).abs() < 0.25, "amplitude {ratio}");
+            }
+            other => panic!("unexpected {other:?}"),
         }
     }
 }

@@ -6,7 +6,7 @@ use ionm_core::{Acquired, DeviceInfo};
 use ionm_dsp::protocol::{Modality, Site};
 use ionm_dsp::{AverageView, DropReason, DspSink, Engine, RejectReason, SweepView, Verdict};
 use ionm_io::IngestStats;
-use ionm_monitor::{AverageInput, Criteria, Monitor, Role, TraceMeta};
+use ionm_monitor::{AverageInput, Criteria, DetectorSettings, Monitor, Role, TraceMeta};
 use std::sync::mpsc;
 
 /// Counters kept by the processing thread for the stats events.
@@ -202,8 +202,24 @@ impl Processor {
         // The same traces after a device restart keep their baselines and alarms.
         if self.monitor.is_none() || names != self.trace_names {
             let labels = d.channels.iter().map(|c| c.label.clone()).collect();
-            self.monitor = Some(Monitor::new(traces, labels));
+            let spec = &self.config.protocol.detectors;
+            let settings = DetectorSettings {
+                block: spec.block,
+                sequential: spec.sequential,
+                false_alarm_hours: spec.false_alarm_hours,
+                design_drop: spec.design_drop,
+                design_latency: spec.design_latency,
+                template_sweeps: spec.template_sweeps,
+                calibration_sweeps: spec.calibration_sweeps,
+            };
+            self.monitor = Some(Monitor::with_detectors(traces, labels, &settings));
             self.trace_names = names;
+        }
+        if let Some(m) = self.monitor.as_mut() {
+            // The single-sweep detectors need each trace's sweep shape (kept across device restarts).
+            for (t, info) in (0..engine.trace_count()).filter_map(|t| engine.trace_info(t).map(|i| (t, i))) {
+                m.set_sweep_timebase(t, info.window_len, 1000.0 / info.timebase.sample_rate_hz);
+            }
         }
         self.since = vec![Since::default(); engine.trace_count()];
         if let Some(scope) = self.scope.as_mut() {
@@ -335,8 +351,12 @@ impl Processor {
         }
     }
 
-    fn stats_event(&self, stats: &PipelineStats, is_final: bool, link: Option<LinkTotals>) -> StatsEvent {
+    fn stats_event(&mut self, stats: &PipelineStats, is_final: bool, link: Option<LinkTotals>) -> StatsEvent {
         let p = stats.snapshot();
+        let mut evidence = Vec::new();
+        if let Some(m) = self.monitor.as_mut() {
+            m.evidence(&mut evidence);
+        }
         StatsEvent {
             stream_s: self.stream_s,
             is_final,
@@ -351,6 +371,7 @@ impl Processor {
             sweeps_dropped: self.counters.sweeps_dropped,
             averages: self.counters.averages,
             alarms_raised: self.monitor.as_ref().map_or(0, Monitor::alarms_raised),
+            evidence,
         }
     }
 
@@ -413,6 +434,10 @@ impl DspSink for Sink<'_> {
         };
         let stream_s = self.offset_s + s.stimulus.sample_index as f64 / self.fs;
         self.monitor.on_sweep(s.trace, rejected, stream_s, self.events);
+        if rejected.is_none() {
+            // Single-sweep detectors (sequential): accepted sweeps only; the monitor skips suspended traces.
+            self.monitor.on_sweep_data(s.trace, s.data, stream_s, self.events);
+        }
     }
 
     fn dropped(&mut self, _trace: usize, _stimulus: &ionm_core::StimulusEvent, _reason: DropReason) {

@@ -1,0 +1,658 @@
+//! Change detectors behind one trait ([`ChangeDetector`]), selected per protocol ([`DetectorSettings`]):
+//!
+//! - [`BlockDetector`] (`block`): the standard method. Each N-sweep average is compared with the baseline
+//!   under the trace's [`crate::Criteria`] (SSEP: amplitude ≤ 50% and/or latency ≥ 110%), confirmed on
+//!   consecutive averages, cleared with hysteresis.
+//! - [`SequentialBank`] (`sequential`): one [`SequentialDetector`] per SSEP trace; every accepted sweep is
+//!   scored (matched filter + CUSUM on the amplitude, cross-correlation of short averages + CUSUM on the
+//!   latency), thresholds from a false-alarm rate for the whole case.
+//!
+//! Both emit the same [`AlarmEvent`]s (`detector` says which), both are suspended while a technical alarm is
+//! active on the trace's channel (the monitor does not call them), both tag a cortical alarm `systemic` when
+//! the cortical traces are depressed together and the peripheral controls are not, and both restart on a
+//! user's re-baseline. The [`Monitor`](crate::Monitor) keeps the baselines and the technical alarms and drives
+//! every enabled detector.
+
+use crate::sequential::{ChangeLabel, Decision, SequentialConfig, SequentialDetector};
+use crate::{AverageInput, Role, TraceMeta, TraceState, alarm};
+use ionm_core::events::{AlarmKind, AlarmState, BaselineOrigin, Event, EvidenceValue};
+
+/// Which detectors run, and the sequential detector's settings (from the protocol's `detectors` key and
+/// `[sequential]` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorSettings {
+    /// Run the block-average detector.
+    pub block: bool,
+    /// Run the sequential detector on the SSEP traces.
+    pub sequential: bool,
+    /// Mean hours between false alarms of the sequential detector for the whole case (the per-trace ARL is
+    /// this × the trace's accepted-sweep rate × the number of traces it runs on).
+    pub false_alarm_hours: f64,
+    /// Amplitude drop the sequential CUSUM is tuned for (fraction of baseline).
+    pub design_drop: f64,
+    /// Latency increase the latency CUSUM is tuned for (fraction of the baseline latency).
+    pub design_latency: f64,
+    /// Sweeps for the template.
+    pub template_sweeps: u32,
+    /// Sweeps for the calibration.
+    pub calibration_sweeps: u32,
+}
+
+impl Default for DetectorSettings {
+    /// The block detector only (sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps).
+    fn default() -> Self {
+        Self {
+            block: true,
+            sequential: false,
+            false_alarm_hours: 8.0,
+            design_drop: 0.5,
+            design_latency: 0.10,
+            template_sweeps: 200,
+            calibration_sweeps: 800,
+        }
+    }
+}
+
+/// How one average compares with its trace's baseline (computed once by the monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Comparison {
+    /// Baseline amplitude, µV.
+    pub baseline_amplitude_uv: f64,
+    /// Amplitude / baseline.
+    pub amplitude_ratio: Option<f64>,
+    /// Latency / baseline.
+    pub latency_ratio: Option<f64>,
+    /// Latency − baseline, ms.
+    pub latency_delta_ms: Option<f64>,
+}
+
+/// What a detector may read of the monitor's state, and where it emits.
+pub struct DetectorContext<'a> {
+    pub(crate) traces: &'a [TraceState],
+    pub(crate) next_id: &'a mut u64,
+    pub(crate) raised: &'a mut u64,
+    pub(crate) out: &'a mut Vec<Event>,
+}
+
+impl DetectorContext<'_> {
+    /// Number of traces.
+    pub fn trace_count(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// A trace's description.
+    pub fn meta(&self, t: usize) -> Option<&TraceMeta> {
+        self.traces.get(t).map(|s| &s.meta)
+    }
+
+    /// The trace's baseline latency, ms (primary peak), if it has a baseline.
+    pub fn baseline_latency_ms(&self, t: usize) -> Option<f64> {
+        self.traces.get(t)?.baseline.as_ref()?.latency_ms
+    }
+
+    /// The block averages' verdict on a systemic change: at least two cortical traces with a baseline and a
+    /// measurement, three quarters of them at ≤ 80% of baseline on their latest average, and the median
+    /// peripheral control at ≥ 80%.
+    pub fn block_systemic(&self) -> bool {
+        let ratios = |role: Role| -> Vec<f64> {
+            self.traces
+                .iter()
+                .filter(|t| t.meta.role == role && t.baseline.is_some())
+                .filter_map(|t| t.last_ratio)
+                .collect()
+        };
+        systemic_rule(&ratios(Role::Cortical), ratios(Role::Peripheral), 0.8)
+    }
+
+    /// A new alarm id (counted as raised).
+    pub fn new_alarm_id(&mut self) -> u64 {
+        let id = *self.next_id;
+        *self.next_id += 1;
+        *self.raised += 1;
+        id
+    }
+
+    /// Emits an event.
+    pub fn emit(&mut self, e: Event) {
+        self.out.push(e);
+    }
+}
+
+/// Cortical `ratios` mostly (≥ 75%, at least two traces) at or below `depressed`, peripheral median ≥ 0.8.
+fn systemic_rule(cortical: &[f64], mut peripheral: Vec<f64>, depressed: f64) -> bool {
+    if cortical.len() < 2 || peripheral.is_empty() {
+        return false;
+    }
+    let n = cortical.iter().filter(|&&r| r <= depressed).count() as f64 / cortical.len() as f64;
+    peripheral.sort_by(f64::total_cmp);
+    n >= 0.75 && peripheral[peripheral.len() / 2] >= 0.8
+}
+
+/// A change detector driven by the monitor. Every method has a no-op default: a detector implements what it
+/// uses. None may allocate per sweep (emitting an event is allowed: a few per change).
+pub trait ChangeDetector: std::fmt::Debug + Send {
+    /// The name in [`AlarmEvent::detector`](ionm_core::events::AlarmEvent::detector).
+    fn name(&self) -> &'static str;
+
+    /// Trace `t`'s sweeps have `window_len` samples at `dt_ms` (set-up, before any sweep).
+    fn set_timebase(&mut self, _t: usize, _meta: &TraceMeta, _window_len: usize, _dt_ms: f64) {}
+
+    /// An average of `a.trace` compared with its baseline (the trace is not suspended).
+    fn on_average(&mut self, _a: &AverageInput, _c: &Comparison, _cx: &mut DetectorContext<'_>) {}
+
+    /// An average came while the trace's criteria were suspended (a technical alarm).
+    fn on_average_suspended(&mut self, _trace: usize) {}
+
+    /// An accepted sweep of `trace` (filtered, µV, the trace's window), while the trace is not suspended.
+    fn on_sweep(&mut self, _trace: usize, _data: &[f32], _stream_s: f64, _cx: &mut DetectorContext<'_>) {}
+
+    /// The trace took a baseline (its latency, ms, when measured).
+    fn on_baseline(
+        &mut self,
+        _trace: usize,
+        _origin: BaselineOrigin,
+        _latency_ms: Option<f64>,
+        _stream_s: f64,
+        _cx: &mut DetectorContext<'_>,
+    ) {
+    }
+
+    /// Acknowledges alarm `id` if it is one of this detector's active alarms.
+    fn acknowledge(&mut self, _id: u64, _stream_s: f64, _cx: &mut DetectorContext<'_>) -> bool {
+        false
+    }
+
+    /// Appends the detector's current evidence per trace (for the periodic stats event).
+    fn evidence(&self, _cx: &DetectorContext<'_>, _out: &mut Vec<EvidenceValue>) {}
+}
+
+/// The state of one clinical criterion of one trace.
+#[derive(Debug, Clone, Default)]
+struct Criterion {
+    breaches: u32,
+    recoveries: u32,
+    active: Option<u64>,
+    acknowledged: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct BlockTrace {
+    amplitude: Criterion,
+    latency: Criterion,
+    lost: Criterion,
+}
+
+/// A criterion to raise: kind, value, threshold, index of the criterion.
+type Raise = (AlarmKind, Option<f64>, Option<f64>, usize);
+
+/// The standard block-average detector: each average against the baseline under the trace's criteria, with
+/// confirmation and hysteresis (see [`crate::Criteria`]).
+#[derive(Debug, Clone)]
+pub struct BlockDetector {
+    traces: Vec<BlockTrace>,
+}
+
+impl BlockDetector {
+    /// For `n` traces.
+    pub fn new(n: usize) -> Self {
+        Self {
+            traces: vec![BlockTrace::default(); n],
+        }
+    }
+}
+
+impl ChangeDetector for BlockDetector {
+    fn name(&self) -> &'static str {
+        "block"
+    }
+
+    fn on_average_suspended(&mut self, trace: usize) {
+        if let Some(tr) = self.traces.get_mut(trace) {
+            for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
+                crit.breaches = 0;
+                crit.recoveries = 0;
+            }
+        }
+    }
+
+    fn on_baseline(
+        &mut self,
+        trace: usize,
+        _origin: BaselineOrigin,
+        _latency_ms: Option<f64>,
+        _stream_s: f64,
+        _cx: &mut DetectorContext<'_>,
+    ) {
+        // A new baseline restarts the comparison: pending confirmations are void; active alarms are
+        // re-evaluated against it and clear through the usual hysteresis.
+        if let Some(tr) = self.traces.get_mut(trace) {
+            for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
+                crit.breaches = 0;
+            }
+        }
+    }
+
+    fn on_average(&mut self, a: &AverageInput, cmp: &Comparison, cx: &mut DetectorContext<'_>) {
+        let Some(meta) = cx.meta(a.trace) else { return };
+        let Some(tr) = self.traces.get_mut(a.trace) else {
+            return;
+        };
+        let c = &meta.criteria;
+        let (amp_ratio, lat_ratio, lat_delta) =
+            (cmp.amplitude_ratio, cmp.latency_ratio, cmp.latency_delta_ms);
+        let amp_thr = c.amplitude_ratio;
+        let drop_stands_out = a.amplitude_uv.zip(a.residual_noise_uv).is_none_or(|(amp, n)| {
+            cmp.baseline_amplitude_uv - amp >= c.min_drop_snr * std::f64::consts::SQRT_2 * n
+        });
+        let amp_met = amp_thr.zip(amp_ratio).is_some_and(|(t, r)| r <= t) && drop_stands_out;
+        let amp_recovered = amp_thr
+            .zip(amp_ratio)
+            .is_none_or(|(t, r)| r > t + c.clear_margin_amplitude);
+        let (lat_met, lat_recovered, lat_value, lat_threshold) =
+            match (c.latency_ratio, c.latency_increase_ms) {
+                (Some(t), _) => (
+                    lat_ratio.is_some_and(|r| r >= t),
+                    lat_ratio.is_none_or(|r| r < t - c.clear_margin_latency),
+                    lat_ratio,
+                    Some(t),
+                ),
+                (None, Some(ms)) => (
+                    lat_delta.is_some_and(|d| d >= ms),
+                    lat_delta.is_none_or(|d| d < ms - 10.0 * c.clear_margin_latency),
+                    lat_delta,
+                    Some(ms),
+                ),
+                (None, None) => (false, true, None, None),
+            };
+        let noise = a.residual_noise_uv.unwrap_or(0.0);
+        // Lost: the primary peak is not found at all, or its amplitude is within the noise. A peak found whose
+        // paired trough is not (amplitude unmeasurable) is not a loss.
+        let found = a.latency_ms.is_some() || a.amplitude_uv.is_some();
+        let lost_met = c
+            .loss_snr
+            .is_some_and(|k| !found || a.amplitude_uv.is_some_and(|amp| amp < k * noise));
+        let lost_recovered = c
+            .loss_snr
+            .is_none_or(|k| found && a.amplitude_uv.is_none_or(|amp| amp >= (k + 0.5) * noise));
+        let (amp_met, lat_met, amp_recovered, lat_recovered) = if c.require_both {
+            let both = amp_met && lat_met;
+            (false, both, true, amp_recovered || lat_recovered)
+        } else {
+            (amp_met, lat_met, amp_recovered, lat_recovered)
+        };
+        let name = meta.name.clone();
+        let role = meta.role;
+        let confirm = c.confirm.max(1);
+        let mut raised: [Option<Raise>; 3] = [None; 3];
+        for (i, (kind, crit, met, recovered, value, threshold)) in [
+            (
+                AlarmKind::AmplitudeDrop,
+                &mut tr.amplitude,
+                amp_met,
+                amp_recovered,
+                amp_ratio,
+                amp_thr,
+            ),
+            (
+                AlarmKind::LatencyIncrease,
+                &mut tr.latency,
+                lat_met,
+                lat_recovered,
+                lat_value,
+                lat_threshold,
+            ),
+            (
+                AlarmKind::ResponseLost,
+                &mut tr.lost,
+                lost_met,
+                lost_recovered,
+                a.amplitude_uv,
+                c.loss_snr,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            crit.breaches = if met { crit.breaches + 1 } else { 0 };
+            crit.recoveries = if recovered { crit.recoveries + 1 } else { 0 };
+            if let Some(id) = crit.active {
+                if crit.recoveries >= confirm {
+                    crit.active = None;
+                    crit.acknowledged = false;
+                    cx.emit(Event::Alarm(alarm(
+                        a.stream_s,
+                        id,
+                        &name,
+                        kind,
+                        AlarmState::Cleared,
+                        value,
+                        threshold,
+                        false,
+                    )));
+                }
+            } else if crit.breaches >= confirm {
+                raised[i] = Some((kind, value, threshold, i));
+            }
+        }
+        for (kind, value, threshold, i) in raised.into_iter().flatten() {
+            let id = cx.new_alarm_id();
+            let crit = match i {
+                0 => &mut tr.amplitude,
+                1 => &mut tr.latency,
+                _ => &mut tr.lost,
+            };
+            crit.active = Some(id);
+            crit.acknowledged = false;
+            let systemic = role == Role::Cortical && cx.block_systemic();
+            cx.emit(Event::Alarm(alarm(
+                a.stream_s,
+                id,
+                &name,
+                kind,
+                AlarmState::Raised,
+                value,
+                threshold,
+                systemic,
+            )));
+        }
+    }
+
+    fn acknowledge(&mut self, id: u64, stream_s: f64, cx: &mut DetectorContext<'_>) -> bool {
+        for (t, tr) in self.traces.iter_mut().enumerate() {
+            for (kind, crit) in [
+                (AlarmKind::AmplitudeDrop, &mut tr.amplitude),
+                (AlarmKind::LatencyIncrease, &mut tr.latency),
+                (AlarmKind::ResponseLost, &mut tr.lost),
+            ] {
+                if crit.active == Some(id) && !crit.acknowledged {
+                    crit.acknowledged = true;
+                    let name = cx.meta(t).map(|m| m.name.clone()).unwrap_or_default();
+                    cx.emit(Event::Alarm(alarm(
+                        stream_s,
+                        id,
+                        &name,
+                        kind,
+                        AlarmState::Acknowledged,
+                        None,
+                        None,
+                        false,
+                    )));
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// One trace's sequential detector and its alarm.
+#[derive(Debug, Clone)]
+struct SeqTrace {
+    det: SequentialDetector,
+    /// Active alarm: id, kind, acknowledged.
+    alarm: Option<(u64, AlarmKind, bool)>,
+    /// Accepted sweeps seen and the stream time of the first, for the sweep rate.
+    sweeps: u64,
+    first_s: f64,
+}
+
+/// The sequential detector on every SSEP trace (cortical, subcortical, peripheral); MEP and BAEP traces are
+/// left to the block detector. See [`crate::sequential`] for the method.
+#[derive(Debug, Clone)]
+pub struct SequentialBank {
+    settings: DetectorSettings,
+    traces: Vec<Option<SeqTrace>>,
+}
+
+/// Modalities the sequential detector runs on.
+fn sequential_applies(meta: &TraceMeta) -> bool {
+    meta.modality.starts_with("ssep")
+        && matches!(meta.role, Role::Cortical | Role::Subcortical | Role::Peripheral)
+}
+
+impl SequentialBank {
+    /// For `n` traces; detectors are made by [`ChangeDetector::set_timebase`].
+    pub fn new(settings: DetectorSettings, n: usize) -> Self {
+        Self {
+            settings,
+            traces: vec![None; n],
+        }
+    }
+
+    fn n_active(&self) -> usize {
+        self.traces.iter().filter(|t| t.is_some()).count().max(1)
+    }
+
+    /// Systemic: the cortical traces are changed together (slow amplitude — 512 sweeps — ≤ 85%, or an alarm)
+    /// while the median peripheral slow amplitude is ≥ 80%: the block rule with the sequential detector's own
+    /// amplitude estimates.
+    fn systemic(&self, cx: &DetectorContext<'_>) -> bool {
+        let mut cortical = Vec::new();
+        let mut peripheral = Vec::new();
+        for (t, s) in self.traces.iter().enumerate() {
+            let (Some(s), Some(meta)) = (s, cx.meta(t)) else {
+                continue;
+            };
+            if !s.det.is_monitoring() {
+                continue;
+            }
+            // Strict on purpose: calling a focal injury systemic is the dangerous mistake. On the suite, with
+            // "≤ 90% or evidence past half the threshold", noisy tibial traces made 3 of 24 focal drops look
+            // global.
+            let changed = s.det.is_active() || s.det.amplitude_slow() <= 0.85;
+            match meta.role {
+                // As ratios for the shared rule: changed → 0, unchanged → 1.
+                Role::Cortical => cortical.push(if changed { 0.0 } else { 1.0 }),
+                Role::Peripheral => peripheral.push(if s.det.is_active() {
+                    0.0
+                } else {
+                    s.det.amplitude_slow()
+                }),
+                _ => {}
+            }
+        }
+        systemic_rule(&cortical, peripheral, 0.5)
+    }
+}
+
+impl ChangeDetector for SequentialBank {
+    fn name(&self) -> &'static str {
+        "sequential"
+    }
+
+    /// Makes the trace's detector if it is an SSEP trace (kept if it already exists with this length).
+    fn set_timebase(&mut self, t: usize, meta: &TraceMeta, window_len: usize, dt_ms: f64) {
+        let Some(slot) = self.traces.get_mut(t) else {
+            return;
+        };
+        if !sequential_applies(meta) || window_len < 8 {
+            return;
+        }
+        if slot.as_ref().is_some_and(|s| s.det.window_len() == window_len) {
+            return;
+        }
+        let s = &self.settings;
+        let config = SequentialConfig {
+            template_sweeps: s.template_sweeps,
+            calibration_sweeps: s.calibration_sweeps,
+            design_drop: s.design_drop,
+            design_latency: s.design_latency,
+            ..SequentialConfig::for_rate(4.7, s.false_alarm_hours)
+        };
+        let mut det = SequentialDetector::new(config, window_len);
+        det.set_sample_period_ms(dt_ms);
+        *slot = Some(SeqTrace {
+            det,
+            alarm: None,
+            sweeps: 0,
+            first_s: 0.0,
+        });
+    }
+
+    fn on_sweep(&mut self, trace: usize, data: &[f32], stream_s: f64, cx: &mut DetectorContext<'_>) {
+        let n_active = self.n_active() as f64;
+        let hours = self.settings.false_alarm_hours;
+        let Some(Some(s)) = self.traces.get_mut(trace) else {
+            return;
+        };
+        if s.sweeps == 0 {
+            s.first_s = stream_s;
+        }
+        s.sweeps += 1;
+        if !s.det.is_monitoring() && s.sweeps >= 20 && stream_s > s.first_s {
+            // Accepted sweeps per second so far: the ARL is in the sweeps the CUSUM sees.
+            let rate = (s.sweeps - 1) as f64 / (stream_s - s.first_s);
+            s.det.set_arl_sweeps(rate * hours * 3600.0 * n_active);
+        }
+        let Some(o) = s.det.on_sweep(data) else { return };
+        match o.decision {
+            Some(Decision::Raised) => {
+                let (kind, what) = match o.label {
+                    Some(ChangeLabel::Latency { shift_ms, ratio }) => (
+                        AlarmKind::LatencyIncrease,
+                        match ratio {
+                            Some(r) => format!("latency {shift_ms:+.2} ms ({:.0}% of baseline)", 100.0 * r),
+                            None => format!("latency {shift_ms:+.2} ms"),
+                        },
+                    ),
+                    Some(ChangeLabel::Amplitude { ratio }) => (
+                        AlarmKind::AmplitudeDrop,
+                        format!("amplitude ≈ {:.0}% of baseline", 100.0 * ratio),
+                    ),
+                    None => (AlarmKind::ChangeDetected, String::new()),
+                };
+                let Some(meta) = cx.meta(trace) else { return };
+                let (name, role) = (meta.name.clone(), meta.role);
+                let latency_led = o.latency_threshold > 0.0 && o.latency_evidence >= o.latency_threshold;
+                let (value, threshold) = if latency_led {
+                    (o.latency_evidence, o.latency_threshold)
+                } else {
+                    (o.evidence, o.threshold)
+                };
+                // Its own amplitude estimates, or the block averages' verdict (independent, slower evidence
+                // of the same global pattern).
+                let systemic = role == Role::Cortical && (self.systemic(cx) || cx.block_systemic());
+                let id = cx.new_alarm_id();
+                if let Some(Some(s)) = self.traces.get_mut(trace) {
+                    s.alarm = Some((id, kind, false));
+                }
+                let mut ev = alarm(
+                    stream_s,
+                    id,
+                    &name,
+                    kind,
+                    AlarmState::Raised,
+                    Some(value),
+                    Some(threshold),
+                    systemic,
+                );
+                ev.detector = "sequential".to_owned();
+                ev.message.push_str(&format!(
+                    " — sequential evidence {value:.1} ≥ {threshold:.1}; {what}"
+                ));
+                cx.emit(Event::Alarm(ev));
+            }
+            Some(Decision::Cleared) => {
+                let taken = match self.traces.get_mut(trace) {
+                    Some(Some(s)) => s.alarm.take(),
+                    _ => None,
+                };
+                if let Some((id, kind, _)) = taken {
+                    let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
+                    let mut ev = alarm(
+                        stream_s,
+                        id,
+                        &name,
+                        kind,
+                        AlarmState::Cleared,
+                        Some(o.evidence),
+                        Some(o.threshold),
+                        false,
+                    );
+                    ev.detector = "sequential".to_owned();
+                    cx.emit(Event::Alarm(ev));
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn on_baseline(
+        &mut self,
+        trace: usize,
+        origin: BaselineOrigin,
+        latency_ms: Option<f64>,
+        stream_s: f64,
+        cx: &mut DetectorContext<'_>,
+    ) {
+        let Some(Some(s)) = self.traces.get_mut(trace) else {
+            return;
+        };
+        if origin == BaselineOrigin::User {
+            // Re-baseline: a new template from the next sweeps; an active alarm is over.
+            s.det.restart();
+            s.sweeps = 0;
+            if let Some((id, kind, _)) = s.alarm.take() {
+                let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
+                let mut ev = alarm(stream_s, id, &name, kind, AlarmState::Cleared, None, None, false);
+                ev.detector = "sequential".to_owned();
+                ev.message.push_str(" (re-baseline)");
+                cx.emit(Event::Alarm(ev));
+            }
+        }
+        s.det.set_reference_latency_ms(latency_ms);
+    }
+
+    fn acknowledge(&mut self, id: u64, stream_s: f64, cx: &mut DetectorContext<'_>) -> bool {
+        for (t, s) in self.traces.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            if let Some((aid, kind, acked)) = s.alarm.as_mut()
+                && *aid == id
+                && !*acked
+            {
+                *acked = true;
+                let name = cx.meta(t).map(|m| m.name.clone()).unwrap_or_default();
+                let mut ev = alarm(
+                    stream_s,
+                    id,
+                    &name,
+                    *kind,
+                    AlarmState::Acknowledged,
+                    None,
+                    None,
+                    false,
+                );
+                ev.detector = "sequential".to_owned();
+                cx.emit(Event::Alarm(ev));
+                return true;
+            }
+        }
+        false
+    }
+
+    fn evidence(&self, cx: &DetectorContext<'_>, out: &mut Vec<EvidenceValue>) {
+        for (t, s) in self.traces.iter().enumerate() {
+            let (Some(s), Some(meta)) = (s, cx.meta(t)) else {
+                continue;
+            };
+            if !s.det.is_monitoring() {
+                continue;
+            }
+            out.push(EvidenceValue {
+                trace: meta.name.clone(),
+                detector: "sequential".to_owned(),
+                evidence: s.det.evidence(),
+                threshold: s.det.threshold(),
+                sigma: s.det.sigma(),
+                reference: s.det.reference(),
+                latency_sd_ms: s.det.latency_sd_ms(),
+                latency_block: s.det.config().latency_block,
+                amplitude: s.det.amplitude_avg(),
+                latency_shift_ms: s.det.latency_shift_ms(),
+                latency_evidence: s.det.latency_evidence(),
+                latency_threshold: s.det.latency_threshold(),
+                active: s.det.is_active(),
+            });
+        }
+    }
+}

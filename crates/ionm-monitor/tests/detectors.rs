@@ -1,0 +1,229 @@
+//! The sequential detector inside the monitor: it emits the common alarm schema with `detector: "sequential"`,
+//! is suspended by a technical alarm on its channel, restarts on a user's re-baseline, and tells a focal
+//! cortical drop from a global one (systemic). Synthetic sweeps: a fixed response (‖r‖ ≈ 61) in white Gaussian
+//! noise of s.d. 40 or 100 per sample, i.e. one sweep's amplitude s.d. of ≈ 0.7–1.6 baseline units with a
+//! perfect template (more with the estimated one), the range of the simulator's SSEPs.
+
+use ionm_core::events::{AlarmClass, AlarmKind, AlarmState, Event};
+use ionm_core::{Rng, Stimulator};
+use ionm_monitor::{AverageInput, Criteria, DetectorSettings, Monitor, Role, TraceMeta};
+
+const LEN: usize = 200;
+
+fn meta(name: &str, ch: usize, role: Role) -> TraceMeta {
+    TraceMeta {
+        name: name.into(),
+        label: format!("ch{ch}"),
+        device_channel: ch,
+        stimulator: Stimulator::LeftTibial,
+        modality: "ssep-lower".into(),
+        role,
+        criteria: Criteria::ssep(),
+    }
+}
+
+fn response() -> Vec<f64> {
+    (0..LEN)
+        .map(|i| {
+            let x = i as f64 / (LEN - 1) as f64;
+            10.0 * (std::f64::consts::PI * x).sin().powi(2) * (4.0 * std::f64::consts::PI * x).sin()
+        })
+        .collect()
+}
+
+fn settings() -> DetectorSettings {
+    DetectorSettings {
+        block: false,
+        sequential: true,
+        template_sweeps: 100,
+        calibration_sweeps: 300,
+        ..DetectorSettings::default()
+    }
+}
+
+/// Feeds `n` sweeps to every trace (noise s.d. `noise` per sample); `gain(t, k)` scales trace t's response at sweep k. Sweeps at 4.7 Hz.
+#[allow(clippy::too_many_arguments)] // A test helper: the arguments are the experiment.
+fn feed(
+    m: &mut Monitor,
+    rng: &mut Rng,
+    traces: usize,
+    t0: &mut f64,
+    n: usize,
+    gain: impl Fn(usize, usize) -> f64,
+    noise: f64,
+    out: &mut Vec<Event>,
+) {
+    let r = response();
+    let mut buf = vec![0.0_f32; LEN];
+    for k in 0..n {
+        *t0 += 1.0 / 4.7;
+        for t in 0..traces {
+            let g = gain(t, k);
+            for (b, &x) in buf.iter_mut().zip(&r) {
+                *b = (g * x + noise * rng.normal()) as f32;
+            }
+            m.on_sweep(t, None, *t0, out);
+            m.on_sweep_data(t, &buf, *t0, out);
+        }
+    }
+}
+
+fn raised(ev: &[Event]) -> Vec<(String, AlarmKind, bool)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Alarm(a) if a.state == AlarmState::Raised && a.class == AlarmClass::Clinical => {
+                Some((a.trace.clone().unwrap_or_default(), a.kind, a.systemic))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn suspended_by_a_technical_alarm_and_restarted_by_a_rebaseline() {
+    let mut m = Monitor::with_detectors(
+        vec![meta("Cz L", 0, Role::Cortical)],
+        vec!["ch0".into()],
+        &settings(),
+    );
+    m.set_sweep_timebase(0, LEN, 0.1);
+    assert_eq!(m.detector_names(), vec!["sequential"]);
+    let (mut rng, mut t, mut out) = (Rng::new(3), 0.0, Vec::new());
+    feed(&mut m, &mut rng, 1, &mut t, 500, |_, _| 1.0, 40.0, &mut out);
+    let mut ev = Vec::new();
+    m.evidence(&mut ev);
+    assert_eq!(ev.len(), 1, "monitoring after template + calibration");
+    assert!(
+        raised(&out).is_empty(),
+        "no alarm at baseline: {:?}",
+        raised(&out)
+    );
+    // Flat sweeps raise electrode_off; while it is active, even an abolished response raises nothing.
+    for _ in 0..32 {
+        t += 0.2;
+        m.on_sweep(0, Some(true), t, &mut out);
+    }
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, Event::Alarm(a) if a.kind == AlarmKind::ElectrodeOff))
+    );
+    out.clear();
+    let before = {
+        let mut v = Vec::new();
+        m.evidence(&mut v);
+        v[0].evidence
+    };
+    let noise_only = vec![0.0_f32; LEN];
+    for _ in 0..2000 {
+        t += 0.2;
+        m.on_sweep_data(0, &noise_only, t, &mut out);
+    }
+    let mut v = Vec::new();
+    m.evidence(&mut v);
+    assert_eq!(v[0].evidence, before, "suspended: the evidence did not move");
+    assert!(raised(&out).is_empty());
+    // Normal sweeps clear the electrode alarm (flat fraction falls); then a 70% drop raises a sequential alarm.
+    feed(&mut m, &mut rng, 1, &mut t, 64, |_, _| 1.0, 40.0, &mut out);
+    out.clear();
+    feed(&mut m, &mut rng, 1, &mut t, 1500, |_, _| 0.3, 40.0, &mut out);
+    let a = out
+        .iter()
+        .find_map(|e| match e {
+            Event::Alarm(a) if a.state == AlarmState::Raised && a.class == AlarmClass::Clinical => Some(a),
+            _ => None,
+        })
+        .expect("the drop is detected");
+    assert_eq!(a.detector, "sequential");
+    assert_eq!(a.kind, AlarmKind::AmplitudeDrop);
+    assert!(
+        a.value.zip(a.threshold).is_some_and(|(v, h)| v >= h),
+        "value = evidence ≥ threshold"
+    );
+    // A user's re-baseline restarts the detector (learning again) and clears its active alarm.
+    let mut v = Vec::new();
+    m.evidence(&mut v);
+    assert!(
+        v[0].active,
+        "the drop persists: the alarm is active: {:?} {:?}",
+        v[0],
+        raised(&out)
+    );
+    let id = out
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Alarm(a) if a.state == AlarmState::Raised => Some(a.id),
+            _ => None,
+        })
+        .expect("raised");
+    out.clear();
+    m.request_baseline(Some(0));
+    let avg = AverageInput {
+        trace: 0,
+        stream_s: t,
+        sweeps: 200,
+        amplitude_uv: Some(3.0),
+        latency_ms: Some(40.0),
+        fsp: Some(5.0),
+        residual_noise_uv: Some(0.2),
+    };
+    m.on_average(&avg, || None, &mut out);
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, Event::Alarm(a) if a.id == id && a.state == AlarmState::Cleared)),
+        "{out:?}"
+    );
+    let mut v = Vec::new();
+    m.evidence(&mut v);
+    assert!(v.is_empty(), "learning a new template");
+}
+
+/// Four cortical traces and a peripheral control. A drop of one cortical trace is focal; a slow decline of all
+/// four (to 50% over 2000 sweeps, peripheral unchanged) is systemic.
+#[test]
+fn focal_and_global_drops_are_told_apart() {
+    let traces = vec![
+        meta("CP3", 0, Role::Cortical),
+        meta("CP4", 1, Role::Cortical),
+        meta("Cz L", 2, Role::Cortical),
+        meta("Cz R", 3, Role::Cortical),
+        meta("Pop L", 4, Role::Peripheral),
+    ];
+    let labels: Vec<String> = (0..5).map(|c| format!("ch{c}")).collect();
+    for global in [false, true] {
+        let mut m = Monitor::with_detectors(traces.clone(), labels.clone(), &settings());
+        for t in 0..5 {
+            m.set_sweep_timebase(t, LEN, 0.1);
+        }
+        let (mut rng, mut t, mut out) = (Rng::new(11), 0.0, Vec::new());
+        feed(&mut m, &mut rng, 5, &mut t, 1000, |_, _| 1.0, 100.0, &mut out);
+        out.clear();
+        feed(
+            &mut m,
+            &mut rng,
+            5,
+            &mut t,
+            3000,
+            |tr, k| match (global, tr) {
+                (_, 4) => 1.0,
+                (false, 2) => 0.3,
+                (false, _) => 1.0,
+                (true, _) => 1.0 - 0.5 * (k as f64 / 2000.0).min(1.0),
+            },
+            100.0,
+            &mut out,
+        );
+        let r = raised(&out);
+        if global {
+            let cortical: Vec<_> = r.iter().filter(|x| x.0 != "Pop L").collect();
+            assert!(!cortical.is_empty(), "the decline is detected");
+            assert!(
+                cortical.iter().all(|x| x.2),
+                "every cortical alarm systemic: {r:?}"
+            );
+        } else {
+            assert_eq!(r.iter().filter(|x| x.0 == "Cz L").count(), 1, "{r:?}");
+            assert!(r.iter().all(|x| !x.2), "focal: {r:?}");
+        }
+    }
+}
