@@ -69,6 +69,21 @@ pub struct BenchArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Run the time-to-detection scenario suite instead (`src/suite.rs`; `--json` applies).
+    #[arg(long)]
+    pub suite: bool,
+    /// Suite: one seed per scenario and a 1-hour stable case.
+    #[arg(long, requires = "suite")]
+    pub quick: bool,
+    /// Suite: seeds per scenario (the stable case gets 2).
+    #[arg(long, default_value_t = 3)]
+    pub suite_seeds: usize,
+    /// Suite: runs in parallel.
+    #[arg(long, default_value_t = 2)]
+    pub suite_threads: usize,
+    /// Suite: also write each run's events (JSON Lines) and truth (JSON) into this folder, for `ionm score`.
+    #[arg(long, value_name = "DIR")]
+    pub suite_out: Option<std::path::PathBuf>,
 }
 
 /// Linux clock ticks per second for `/proc/*/stat` times (USER_HZ, 100 on every mainstream architecture).
@@ -199,6 +214,9 @@ impl Read for ChunkClock {
 
 /// Runs `ionm bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.suite {
+        return crate::suite::run(args);
+    }
     if args.channels == 0 || args.rate == 0 || args.seconds <= 0.0 {
         bail!("--channels, --rate and --seconds must be positive");
     }

@@ -5,6 +5,7 @@ mod events;
 mod gui;
 mod run;
 mod score;
+mod suite;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
