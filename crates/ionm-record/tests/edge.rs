@@ -17,7 +17,11 @@ fn wall_time_flushes_what_stream_time_has_not() {
     let s = sim_stream(sim_config(2, 10_000, 1), 3_500, &[], 1);
     let path = scratch("wall_flush.bdf");
     let stats = Arc::new(RecorderStats::default());
-    let mut w = RecordingWriter::new(&path, RecorderConfig::default(), stats.clone()).unwrap();
+    let config = RecorderConfig {
+        flush_interval: Duration::from_secs(1),
+        ..RecorderConfig::default()
+    };
+    let mut w = RecordingWriter::new(&path, config, stats.clone()).unwrap();
     for item in &s.items {
         w.handle(item).unwrap();
     }
