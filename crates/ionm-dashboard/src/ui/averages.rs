@@ -7,7 +7,7 @@ use crate::model::StackEntry;
 use crate::source::{BaselineTarget, UserCommand};
 use egui::{Align2, RichText};
 use egui_plot::{Line, LineStyle, MarkerShape, Plot, PlotPoint, Points, Text};
-use ionm_core::events::{AlarmClass, BaselineEvent, BaselineOrigin, CorrectionEvent};
+use ionm_core::events::{AlarmClass, BaselineEvent, BaselineOrigin, CorrectionEvent, EvidenceValue};
 use std::sync::Arc;
 
 /// Fsp at or above which a response is present at 99 % (Elberling & Don).
@@ -126,7 +126,19 @@ impl DashboardApp {
                 ui.label("no average yet");
                 return;
             };
-            figures_ui(ui, &pal, &entry, baseline.as_deref(), thresholds.as_ref());
+            let evidence = self
+                .model
+                .stats()
+                .and_then(|st| st.evidence.iter().find(|e| e.trace == name))
+                .cloned();
+            figures_ui(
+                ui,
+                &pal,
+                &entry,
+                baseline.as_deref(),
+                thresholds.as_ref(),
+                evidence.as_ref(),
+            );
             let plot_h = (bottom - ui.cursor().min.y).max(140.0);
             self.average_plot_ui(ui, &name, &entry, baseline.as_ref(), alarm, plot_h);
         });
@@ -354,6 +366,7 @@ fn figures_ui(
     e: &StackEntry,
     baseline: Option<&BaselineEvent>,
     thresholds: Option<&crate::source::TraceThresholds>,
+    evidence: Option<&EvidenceValue>,
 ) {
     let a = &e.average;
     let amp_low = matches!(
@@ -397,6 +410,30 @@ fn figures_ui(
         let s = if a.sweeps == 1 { "" } else { "s" };
         ui.label(format!("{} sweep{s} ({} rejected)", a.sweeps, a.rejected));
         ui.label(format!("#{} at {}", a.sequence, hms(a.stream_s)));
+        // The sequential detector's evidence of a drop, which rises sweep by sweep before a block average can
+        // confirm anything: amber from half the threshold, red at it.
+        if let Some(ev) = evidence.filter(|ev| ev.threshold > 0.0) {
+            let share = ev.evidence / ev.threshold;
+            let c = if ev.active || share >= 1.0 {
+                pal.clinical
+            } else if share >= 0.5 {
+                pal.technical
+            } else {
+                ui.visuals().text_color()
+            };
+            ui.label(
+                RichText::new(format!("evidence {:.0}%", 100.0 * share.max(0.0)))
+                    .strong()
+                    .color(c),
+            )
+            .on_hover_text(format!(
+                "sequential detector (CUSUM over single sweeps): {:.1} of threshold {:.1}; recent amplitude \
+                     {:.0}% of baseline",
+                ev.evidence,
+                ev.threshold,
+                100.0 * ev.amplitude
+            ));
+        }
         if let Some(why) = &a.suspended {
             ui.label(RichText::new(format!("criteria suspended: {why}")).color(pal.weak));
         }
