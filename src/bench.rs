@@ -597,7 +597,8 @@ fn latency(args: &BenchArgs, protocol: &Protocol, engine: &Engine) -> Result<Lat
         windows.insert(info.name.clone(), (end, ahead, m));
     }
     let sim = simulator(args, args.latency_seconds)?;
-    let tx = Transmitter::new(sim);
+    // A device that announces its stimuli 1 ms ahead (docs/protocol.md, revision 2): nothing is held back.
+    let tx = Transmitter::new(sim).with_stimulus_lead();
     // SimReader releases ~20 ms of stream per read, in whole frames, from index 0 (see firmware-sim transmit).
     let spf = tx.samples_per_frame().max(1);
     let chunk = (args.rate as usize / 50).max(1).div_ceil(spf) * spf;

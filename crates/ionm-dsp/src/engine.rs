@@ -359,6 +359,8 @@ enum FirOp {
     Push(u64),
     /// Transform the partial block now.
     Flush,
+    /// Transform the partial block now if it is long and a sweep still waits for the stream's output.
+    PreFlush,
     /// End the segment.
     Finish,
 }
@@ -427,6 +429,8 @@ impl std::fmt::Debug for Engine {
 
 /// Samples released to the filters at a time when nobody waits for them (see `Engine::advance`).
 const RELEASE_BATCH: u64 = 1024;
+/// Live flushes keep a stream's partial block below about this many samples while a sweep waits for it.
+const PRE_FLUSH_MIN: usize = 512;
 
 fn ms_to_samples(ms: f64, fs: f64) -> i64 {
     (ms * fs / 1000.0).round() as i64
@@ -915,6 +919,10 @@ impl Engine {
         self.advance(true, sink);
         self.run_filters(FirOp::Flush, true, sink);
         self.extract(sink, None);
+        // With the sweeps out, keep the partial blocks of streams still waiting for a sweep short, so that the
+        // flush that completes it needs only a short transform (a TcMEP stream would otherwise wait up to a
+        // whole 1.3 s block and flush it with the full 32k FFT, six or more streams at once).
+        self.run_filters(FirOp::PreFlush, true, sink);
     }
 
     /// End of the stream: flushes everything; sweeps whose window plus delay is not complete are dropped.
@@ -1046,6 +1054,11 @@ impl Engine {
                 // A partial block costs a whole FFT: transform it now only if that lets a sweep out.
                 continue;
             }
+            if matches!(op, FirOp::PreFlush)
+                && (wants || self.streams[si].fir.buffered() < PRE_FLUSH_MIN || !self.awaits_a_sweep(si))
+            {
+                continue;
+            }
             let Stream {
                 fir,
                 out,
@@ -1107,7 +1120,9 @@ impl Engine {
                         i += n as u64;
                     }
                 }
-                FirOp::Flush => fir.flush_lazy(&mut self.work, &mut needed, &mut emit, &mut skip),
+                FirOp::Flush | FirOp::PreFlush => {
+                    fir.flush_lazy(&mut self.work, &mut needed, &mut emit, &mut skip)
+                }
                 FirOp::Finish => fir.finish_lazy(&mut self.work, &mut needed, &mut emit, &mut skip),
             }
             *out_end = pos.get();
@@ -1128,6 +1143,17 @@ impl Engine {
                 let we = ev.sample_index as i64 + tr.b;
                 we > st.out_end as i64 && we <= after as i64
             })
+        })
+    }
+
+    /// Whether a pending sweep of stream `si` still waits for output the stream has not produced.
+    fn awaits_a_sweep(&self, si: usize) -> bool {
+        let st = &self.streams[si];
+        st.traces.iter().any(|&t| {
+            let tr = &self.traces[t];
+            tr.pending
+                .iter()
+                .any(|(ev, _)| ev.sample_index as i64 + tr.b > st.out_end as i64)
         })
     }
 

@@ -230,7 +230,11 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let recorder = match &config.record {
             Some((path, rc)) => {
-                Some(ionm_record::Recorder::create(path, rc.clone()).map_err(std::io::Error::other)?)
+                let mut r = ionm_record::Recorder::create(path, rc.clone()).map_err(std::io::Error::other)?;
+                // Offline (replay, lossless simulator: no flushing on idle) the processing may outrun the disk;
+                // waiting loses nothing there, dropping would put gaps into the recording.
+                r.set_blocking(!config.flush_when_idle);
+                Some(r)
             }
             None => None,
         };

@@ -50,6 +50,7 @@ impl Recorder {
             pack_samples: 1,
             dropped_since_send: false,
             path: path.as_ref().to_owned(),
+            blocking: false,
         })
     }
 }
@@ -106,6 +107,7 @@ pub struct RecorderHandle {
     pack_samples: usize,
     dropped_since_send: bool,
     path: PathBuf,
+    blocking: bool,
 }
 
 impl std::fmt::Debug for RecorderHandle {
@@ -128,12 +130,24 @@ impl RecorderHandle {
         &self.path
     }
 
+    /// Offline runs (a replay, a simulator at full speed: nothing is lost by waiting) may wait for the
+    /// recorder instead of dropping when its queue is full: then the recording has every sample whatever the
+    /// relative speeds of processing and disk. Live runs must not (default: never blocks).
+    pub fn set_blocking(&mut self, blocking: bool) {
+        self.blocking = blocking;
+    }
+
     fn send(&mut self, msg: Msg, samples: u64) -> bool {
         let Some(tx) = &self.tx else {
             return false;
         };
         self.stats.queued.fetch_add(1, Relaxed);
-        match tx.try_send(msg) {
+        let result = if self.blocking {
+            tx.send(msg).map_err(|e| TrySendError::Disconnected(e.0))
+        } else {
+            tx.try_send(msg)
+        };
+        match result {
             Ok(()) => true,
             Err(e) => {
                 self.stats.queued.fetch_sub(1, Relaxed);
