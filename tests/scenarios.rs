@@ -1,7 +1,10 @@
 //! Monitoring acceptance on firmware-sim scenarios, through the real `ionm demo` binary at max speed: changes
 //! are flagged on the right traces only, technical faults raise technical alarms and no clinical ones, and the
 //! event stream is deterministic. Detection delays are printed (run with `--nocapture` to see them).
-#![allow(clippy::print_stderr, reason = "detection delays are reported on the test's stderr")]
+#![allow(
+    clippy::print_stderr,
+    reason = "detection delays are reported on the test's stderr"
+)]
 
 use crate::util::*;
 use serde_json::Value;
