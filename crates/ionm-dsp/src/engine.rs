@@ -16,12 +16,17 @@
 //!   extrapolated ends.
 //! - **Blanking.** Samples are held back `stimulus_lag_ms` + the pre-stimulus blanking before they reach the
 //!   filters, so a stimulus event may arrive that late and its window (default −0.5…+2 ms) is still replaced
-//!   by a straight line between the samples on either side before filtering. A stimulus that comes later than
-//!   that cannot be blanked; its sweeps are dropped as [`DropReason::Late`].
-//! - **Latency.** A sweep is emitted when the filtered output has reached its window end. Filters transform
-//!   blocks of `L` samples for throughput; call [`Engine::flush_ready`] whenever the input queue is empty
-//!   (live data) to transform partial blocks so that a sweep is out as soon as `window end + D + hold` has
-//!   arrived. During replay, don't: full blocks are several times cheaper.
+//!   by a straight line between the samples on either side before filtering. A device that declares the
+//!   stimulus lead (device-info revision ≥ [`ionm_wire::DEVICE_REVISION_STIMULUS_LEAD`]) sends every stimulus
+//!   1 ms before its samples: nothing is held back for it (only a pre-blanking longer than 1 ms). A stimulus
+//!   that comes later than allowed cannot be blanked; its sweeps are dropped as [`DropReason::Late`].
+//! - **Latency.** A sweep is emitted when the filtered output has reached its window end. Samples go to the
+//!   filters in batches and filters transform blocks of `L` samples for throughput; call
+//!   [`Engine::flush_ready`] whenever the input queue is empty (live data) so that a sweep is out as soon as
+//!   `window end + D + hold` has arrived (only the streams where that completes a sweep are flushed, with the
+//!   shortest FFT that holds the partial block). During replay, don't: full blocks are several times cheaper.
+//! - **Skipped blocks.** If the sink does not want the continuous filtered stream
+//!   ([`DspSink::wants_filtered`]), filter blocks that no pending sweep overlaps are not transformed.
 //! - **No allocation** after [`Engine::new`]: every ring, queue, sweep, average and measurement buffer is
 //!   sized there (proved by `tests/no_alloc.rs` with a counting allocator).
 //!
