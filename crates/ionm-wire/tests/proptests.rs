@@ -202,7 +202,7 @@ fn encode(enc: &mut Encoder, m: &Msg, out: &mut Vec<u8>) -> Owned {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256)))]
 
     /// Whatever the messages and however the stream is cut, the decoder returns exactly what was encoded.
     #[test]
@@ -266,6 +266,10 @@ proptest! {
         let (s, e) = bounds[victim];
         let at = s + pos.index(e - s);
         bytes[at] ^= flip;
+        // The link keeps going after the last frame (idle bytes here). A corrupted length field, or a false
+        // `A5 5A` in the damaged frame, makes the decoder wait for up to one longest frame before the CRC can
+        // fail; the frames behind it are held, not lost, until those bytes arrive.
+        bytes.resize(bytes.len() + MAX_FRAME_LEN, 0);
         let (got, stats) = decode_in_chunks(&bytes, &[]);
         let mut want: Vec<Owned> = expected.clone();
         want.remove(victim);
@@ -431,4 +435,48 @@ fn device_revision_declares_the_stimulus_lead() {
     assert_eq!(seen, vec![(1, false, 20_000), (2, true, 20_000)]);
     assert_eq!(ionm_wire::stimulus_lead_samples(20_000), 20);
     assert_eq!(ionm_wire::stimulus_lead_samples(44_100), 45);
+}
+
+/// The case CI's proptest found: a flipped bit in a frame's length field makes the decoder wait for a longer
+/// frame. The next frame is held (never delivered early, never dropped) until the bytes the bad length claims
+/// have arrived; then the CRC fails, the hunt resumes inside the held bytes, and the next frame arrives with a
+/// gap of one.
+#[test]
+fn corrupted_length_holds_the_next_frame_until_the_crc_can_fail() {
+    let mut enc = Encoder::new();
+    let mut bytes = Vec::new();
+    let mut bounds = Vec::new();
+    for i in 0..3usize {
+        let start = bytes.len();
+        let values: Vec<i32> = (0..32).map(|k| (i * 100 + k) as i32).collect();
+        encode(
+            &mut enc,
+            &Msg::Samples {
+                first: (i * 8) as u64,
+                n_ch: 4,
+                values,
+            },
+            &mut bytes,
+        );
+        bounds.push(start);
+    }
+    // Frame 1's length grows by 128 bytes, still under MAX_PAYLOAD.
+    bytes[bounds[1] + 6] ^= 0x80;
+    let mut dec = Decoder::new();
+    let mut got = Vec::new();
+    dec.decode(&bytes, |e| got.push(own(e)));
+    assert_eq!(got.len(), 1, "only frame 0 can be delivered yet: {got:?}");
+    assert!(dec.pending() > 0, "frames 1 and 2 are held, not dropped");
+    dec.decode(&[0u8; 128], |e| got.push(own(e)));
+    assert_eq!(
+        got[1],
+        Owned::Gap {
+            expected: 1,
+            received: 2,
+            lost: 1
+        }
+    );
+    assert!(matches!(got[2], Owned::Samples { first: 16, .. }));
+    assert_eq!(got.len(), 3);
+    assert_eq!(dec.stats().crc_errors, 1);
 }
