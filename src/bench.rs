@@ -81,6 +81,13 @@ pub struct BenchArgs {
     /// Suite: runs in parallel.
     #[arg(long, default_value_t = 2)]
     pub suite_threads: usize,
+    /// Suite: added to every seed, so a run with an offset uses seeds the detectors were never tuned on
+    /// (held-out; the tuned seeds are 100–102, 200–202, 300–301, 400–402, 500–502).
+    #[arg(long, default_value_t = 0)]
+    pub suite_seed_offset: u64,
+    /// Suite: only the cases whose name contains one of these (comma-separated, e.g. `noisy,stable`).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub suite_cases: Vec<String>,
     /// Suite: also write each run's events (JSON Lines) and truth (JSON) into this folder, for `ionm score`.
     #[arg(long, value_name = "DIR")]
     pub suite_out: Option<std::path::PathBuf>,

@@ -551,7 +551,18 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let protocol = protocol()?;
     let design_drop = protocol.detectors.design_drop;
-    let cases = cases(args.quick, args.suite_seeds);
+    let mut cases = cases(args.quick, args.suite_seeds);
+    if !args.suite_cases.is_empty() {
+        cases.retain(|c| args.suite_cases.iter().any(|f| c.name.contains(f.as_str())));
+        if cases.is_empty() {
+            bail!("no suite case matches {:?}", args.suite_cases);
+        }
+    }
+    for c in &mut cases {
+        for s in &mut c.seeds {
+            *s += args.suite_seed_offset;
+        }
+    }
     let jobs: Vec<(usize, u64)> = cases
         .iter()
         .enumerate()

@@ -57,7 +57,7 @@ fn filter(k: &Arc<FirKernel>, x: &[f32], chunks: &[usize], flush_every: Option<u
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(40)))]
 
     /// Without flushes the FFT blocks are aligned to the stream start whatever the chunking: bit-identical.
     #[test]

@@ -252,7 +252,7 @@ fn exercise(bytes: Vec<u8>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(512), ..ProptestConfig::default() })]
 
     /// Random byte edits anywhere in a valid file: errors are fine, panics are not (the fuzz target in
     /// /fuzz does the same at scale).

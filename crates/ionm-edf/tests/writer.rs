@@ -130,7 +130,7 @@ fn samples(seed: u64, n: usize, dmin: i32, dmax: i32) -> Vec<i32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(96), ..ProptestConfig::default() })]
 
     #[test]
     fn round_trip_is_sample_exact(c in case()) {
