@@ -376,6 +376,11 @@ pub struct EvidenceValue {
     pub latency_threshold: f64,
     /// An alarm of this detector is active on the trace.
     pub active: bool,
+    /// The detector calibrated but found the trace's single sweeps too noisy to show even a lost response
+    /// sooner than the block averages: it scores nothing on this trace until the next re-baseline (the block detector still
+    /// does). `evidence` and `threshold` are then 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insensitive: bool,
 }
 
 /// What the reader counted over a whole run.

@@ -433,7 +433,10 @@ impl SequentialBank {
             let (Some(s), Some(meta)) = (s, cx.meta(t)) else {
                 continue;
             };
-            if !s.det.is_monitoring() {
+            // An insensitive trace raises nothing but still tracks its slow amplitude: good enough for a
+            // peripheral control (the median of them), too noisy to count a cortical trace as changed.
+            let usable = s.det.is_monitoring() || (s.det.is_insensitive() && meta.role == Role::Peripheral);
+            if !usable {
                 continue;
             }
             // Strict on purpose: calling a focal injury systemic is the dangerous mistake. On the suite, with
@@ -504,7 +507,20 @@ impl ChangeDetector for SequentialBank {
             let rate = (s.sweeps - 1) as f64 / (stream_s - s.first_s);
             s.det.set_arl_sweeps(rate * hours * 3600.0 * n_active);
         }
-        let Some(o) = s.det.on_sweep(data) else { return };
+        let was_calibrating = !s.det.is_monitoring() && !s.det.is_insensitive();
+        let outcome = s.det.on_sweep(data);
+        if was_calibrating && s.det.is_insensitive() {
+            let name = cx.meta(trace).map_or("?", |m| m.name.as_str());
+            tracing::warn!(
+                trace = name,
+                sigma = s.det.sigma(),
+                k = s.det.reference(),
+                loss_delay_sweeps = s.det.loss_delay_sweeps(),
+                "sequential detector off on this trace until re-baseline: its single sweeps are too noisy to \
+                 show even a lost response sooner than the block averages (the block detector still monitors it)"
+            );
+        }
+        let Some(o) = outcome else { return };
         match o.decision {
             Some(Decision::Raised) => {
                 let (kind, what) = match o.label {
@@ -635,7 +651,7 @@ impl ChangeDetector for SequentialBank {
             let (Some(s), Some(meta)) = (s, cx.meta(t)) else {
                 continue;
             };
-            if !s.det.is_monitoring() {
+            if !s.det.is_monitoring() && !s.det.is_insensitive() {
                 continue;
             }
             out.push(EvidenceValue {
@@ -652,6 +668,7 @@ impl ChangeDetector for SequentialBank {
                 latency_evidence: s.det.latency_evidence(),
                 latency_threshold: s.det.latency_threshold(),
                 active: s.det.is_active(),
+                insensitive: s.det.is_insensitive(),
             });
         }
     }

@@ -39,13 +39,17 @@
 //! is `log(ARL₀) / KL` with `KL = Δ² / 2` per sweep ([`lorden_delay`]).
 //!
 //! **Robustness** (measured on the simulator, `ionm bench --suite`; without these the false-alarm rate was
-//! tens of times the target): `σ` is the larger of the per-sweep s.d. and the long-run s.d. from the variance of
-//! [`SequentialConfig::latency_block`]-sweep batch means (used when significantly larger: ECG, slow EEG and
-//! drifting interference correlate neighbouring sweeps); `k` gets a margin of
-//! [`SequentialConfig::level_margin`] standard errors of the calibrated level; `z` is clipped at ±4 (one
-//! artifact-hit sweep is not 10 s.d. of evidence). The threshold is still Siegmund's for the resulting `k`, so
-//! the in-control run length is at least the target (checked by simulation in `tests/sequential.rs`), at the
-//! cost of some delay and of small drops on noisy traces (a drop `d` with `d/σ` below `k` is never flagged).
+//! tens of times the target): `σ` is the larger of the per-sweep s.d. and the long-run s.d. of the calibration
+//! projections ([`long_run_variance`]: overlapping batch means over batch sizes from 16 sweeps to a quarter of
+//! the calibration, used where significantly larger: ECG, slow EEG and drifting interference correlate
+//! neighbouring sweeps); `k` gets a margin of [`SequentialConfig::level_margin`] standard errors of the
+//! calibrated level; `z` is clipped at ±4 (one artifact-hit sweep is not 10 s.d. of evidence). The threshold is still Siegmund's for the
+//! resulting `k`, so the in-control run length is at least the target (checked by simulation in
+//! `tests/sequential.rs`), at the cost of some delay and of small drops on noisy traces (a drop `d` with `d/σ`
+//! below `k` is never flagged). A trace so noisy that even a lost response would take longer than
+//! [`SequentialConfig::max_loss_delay_sweeps`] to show (two 200-sweep averages: no faster than the standard
+//! method) is not monitored at all ([`SequentialDetector::is_insensitive`]; on the simulator, sometimes Erb's
+//! point with its large ECG): it could only add false alarms.
 //!
 //! **Latency.** A later response also projects less on the fixed template, so the amplitude CUSUM reacts to a
 //! latency shift as well. To say which, the sweeps since the CUSUM was last 0 (its change-point estimate) are
@@ -97,6 +101,12 @@ pub struct SequentialConfig {
     /// for `M` calibration sweeps). The level is estimated, and an error of one standard error shortens the
     /// in-control run length many-fold when `k` is small; 2 keeps it near the target at the cost of some delay.
     pub level_margin: f64,
+    /// The longest expected delay (Siegmund, sweeps) to a complete loss of the response for which the trace is
+    /// worth monitoring. A trace whose single sweeps are so noisy that its CUSUM would see even a lost response
+    /// no sooner than this is no faster than the standard method and can only add false alarms: it is left to
+    /// the block detector ([`SequentialDetector::is_insensitive`]) until the next re-baseline. Default 400: two
+    /// 200-sweep averages, the standard method's time to a confirmed change.
+    pub max_loss_delay_sweeps: f64,
 }
 
 impl Default for SequentialConfig {
@@ -119,6 +129,7 @@ impl SequentialConfig {
             latency_block: 32,
             latency_cusum: false,
             level_margin: 2.0,
+            max_loss_delay_sweeps: 400.0,
         }
     }
 }
@@ -191,10 +202,6 @@ struct Latency {
     cal_n: u32,
     cal_sum: f64,
     cal_sum2: f64,
-    /// Calibration of the projection of each block's average (batch means): count, sum, sum of squares.
-    batch_n: u32,
-    batch_sum: f64,
-    batch_sum2: f64,
     /// In-control lag and its s.d., samples (s.d. 0: not calibrated).
     lag0: f64,
     lag_sd: f64,
@@ -208,9 +215,17 @@ struct Latency {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
-    Template { n: u32 },
-    Calibration { n: u32, sum: f64, sum2: f64 },
+    Template {
+        n: u32,
+    },
+    Calibration {
+        n: u32,
+        sum: f64,
+        sum2: f64,
+    },
     Monitoring,
+    /// Calibrated, but too noisy to be of use (see [`SequentialConfig::max_loss_delay_sweeps`]).
+    Insensitive,
 }
 
 /// Per-trace single-sweep CUSUM detector; see the module documentation.
@@ -240,11 +255,15 @@ pub struct SequentialDetector {
     ref_latency_ms: Option<f64>,
     /// Scratch for the cross-correlation (the segment's mean).
     scratch: Vec<f64>,
+    /// The calibration sweeps' projections, in order (capacity: the calibration length), for the long-run
+    /// variance.
+    cal_p: Vec<f64>,
 }
 
 impl SequentialDetector {
     /// A detector for sweeps of `window_len` samples, starting to learn its template.
     pub fn new(config: SequentialConfig, window_len: usize) -> Self {
+        let config_cal_len = config.calibration_sweeps.clamp(2, 1 << 20) as usize;
         Self {
             config,
             phase: Phase::Template { n: 0 },
@@ -268,6 +287,7 @@ impl SequentialDetector {
             dt_ms: 0.1,
             ref_latency_ms: None,
             scratch: vec![0.0; window_len],
+            cal_p: Vec::with_capacity(config_cal_len),
         }
     }
 
@@ -491,14 +511,32 @@ impl SequentialDetector {
         self.latency.cal_n = 0;
         self.latency.cal_sum = 0.0;
         self.latency.cal_sum2 = 0.0;
-        self.latency.batch_n = 0;
-        self.latency.batch_sum = 0.0;
-        self.latency.batch_sum2 = 0.0;
+        self.cal_p.clear();
     }
 
     /// True once the template and calibration are done and sweeps are being scored.
     pub fn is_monitoring(&self) -> bool {
         self.phase == Phase::Monitoring
+    }
+
+    /// True when calibration found the trace too noisy for its single sweeps to show even a lost response within
+    /// [`SequentialConfig::max_loss_delay_sweeps`]: the detector scores nothing until [`Self::restart`].
+    pub fn is_insensitive(&self) -> bool {
+        self.phase == Phase::Insensitive
+    }
+
+    /// Siegmund's expected delay (sweeps) of this trace's CUSUM to a complete loss of the response (infinite
+    /// when the loss in s.d. units does not exceed `k`; 0 before calibration ends).
+    pub fn loss_delay_sweeps(&self) -> f64 {
+        if self.sigma <= 0.0 {
+            return 0.0;
+        }
+        let delta = 1.0 / self.sigma;
+        if delta <= self.k {
+            f64::INFINITY
+        } else {
+            siegmund_arl(self.k, self.h, delta)
+        }
     }
 
     /// s.d. of one sweep's amplitude, baseline units (0 before calibration ends).
@@ -546,16 +584,17 @@ impl SequentialDetector {
                 None
             }
             Phase::Calibration { n, sum, sum2 } => {
-                if let Some((lag, p0)) = self.latency_block(data) {
+                if let Some((lag, _)) = self.latency_block(data) {
                     let l = &mut self.latency;
                     l.cal_n += 1;
                     l.cal_sum += lag;
                     l.cal_sum2 += lag * lag;
-                    l.batch_n += 1;
-                    l.batch_sum += p0;
-                    l.batch_sum2 += p0 * p0;
                 }
                 let p = self.project(data);
+                if self.cal_p.len() < self.cal_p.capacity() {
+                    self.cal_p.push(p);
+                }
+
                 let (n, sum, sum2) = (n + 1, sum + p, sum2 + p * p);
                 self.phase = Phase::Calibration { n, sum, sum2 };
                 if n >= self.config.calibration_sweeps.max(2) {
@@ -570,21 +609,9 @@ impl SequentialDetector {
                     }
                     self.mu0 = mu0;
                     // Sweeps are not independent (ECG, slow EEG, drifting interference): the s.d. that matters
-                    // to a CUSUM is the long-run one, √(B · variance of B-sweep batch means), when larger.
-                    let l = &self.latency;
-                    let b = f64::from(self.config.latency_block.max(1));
-                    // Used only when it exceeds the per-sweep variance by more than its own sampling noise
-                    // (one-sided 1%: a variance ratio above 1 + 2.33·√(2/(n−1)) for n batch means), so that
-                    // independent sweeps keep the sharper per-sweep estimate.
-                    let long_run_var = if l.batch_n >= 8 {
-                        let nb = f64::from(l.batch_n);
-                        let m = l.batch_sum / nb;
-                        let lr = ((l.batch_sum2 - nb * m * m) / (nb - 1.0)).max(0.0) * b;
-                        let significant = lr > var * (1.0 + 2.33 * (2.0 / (nb - 1.0)).sqrt());
-                        if significant { lr } else { 0.0 }
-                    } else {
-                        0.0
-                    };
+                    // to a CUSUM is the long-run one. See [`long_run_variance`].
+                    let long_run_var = long_run_variance(&self.cal_p, mu0, var);
+                    tracing::debug!(var, long_run_var, mu0, "sequential detector calibrated");
                     self.sigma = var.max(long_run_var).sqrt() / mu0;
                     self.k =
                         0.5 * self.config.design_drop / self.sigma + self.config.level_margin / nf.sqrt();
@@ -607,8 +634,20 @@ impl SequentialDetector {
                     l.n = 0;
                     l.block.iter_mut().for_each(|x| *x = 0.0);
                     self.update_latency_thresholds();
-                    self.phase = Phase::Monitoring;
+                    if self.loss_delay_sweeps() <= self.config.max_loss_delay_sweeps {
+                        self.phase = Phase::Monitoring;
+                    } else {
+                        self.phase = Phase::Insensitive;
+                    }
                 }
+                None
+            }
+            Phase::Insensitive => {
+                // No evidence, no alarms; the slow amplitude is still tracked for the systemic rule (a noisy
+                // peripheral control still tells a global decline from a focal one over 512 sweeps).
+                let a = self.project(data) / self.mu0;
+                self.avg += (a - self.avg) / 32.0;
+                self.slow += (a - self.slow) / 512.0;
                 None
             }
             Phase::Monitoring => {
@@ -704,6 +743,42 @@ impl SequentialDetector {
             .map(|(w, &x)| w * f64::from(x))
             .sum()
     }
+}
+
+/// The long-run variance of a sequence of projections `p` (mean `mean`, per-item variance `var`): the largest
+/// overlapping-batch-means estimate (Meketon & Schmeiser 1984), `σ²(B) = n·B / ((n−B+1)(n−B)) · Σⱼ (p̄ⱼ(B) − p̄)²`
+/// over batch sizes `B` = 16, 32, 64, … up to a quarter of the sequence, counted only where it exceeds `var` by
+/// more than its own sampling noise (one-sided 0.1% in the normal approximation, relative variance of the OBM
+/// estimator ≈ 4B / 3n; its upper tail is heavier, so independent sweeps are flagged in a few per cent of
+/// calibrations, which only makes those traces more conservative). Returns 0 when no batch size shows
+/// significant correlation.
+///
+/// Why several sizes: on a real patient (and the simulator) the heart beats at a rate close to a sub-multiple of
+/// the stimulus rate (70/min against 4.7 Hz: every fourth sweep sees the same ECG phase, drifting by a few
+/// percent of a beat), so the QRS aliases to a wander with a period of a hundred sweeps or more, invisible to
+/// 32-sweep batches; the CUSUM sums such a wander as if it were a drop.
+pub fn long_run_variance(p: &[f64], mean: f64, var: f64) -> f64 {
+    let n = p.len();
+    let mut best = 0.0_f64;
+    let mut b = 16;
+    while b <= n / 4 {
+        let mut window: f64 = p[..b].iter().sum();
+        let mut ss = 0.0;
+        for j in 0..=n - b {
+            if j > 0 {
+                window += p[j + b - 1] - p[j - 1];
+            }
+            let d = window / b as f64 - mean;
+            ss += d * d;
+        }
+        let (nf, bf) = (n as f64, b as f64);
+        let obm = nf * bf / ((nf - bf + 1.0) * (nf - bf)) * ss;
+        if obm > var * (1.0 + 3.09 * (4.0 * bf / (3.0 * nf)).sqrt()) {
+            best = best.max(obm);
+        }
+        b *= 2;
+    }
+    best
 }
 
 /// Siegmund's approximation of the average run length of the CUSUM `S ← max(0, S + z − k)`, alarm at `S ≥ h`,
