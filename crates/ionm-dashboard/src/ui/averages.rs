@@ -412,7 +412,13 @@ fn figures_ui(
         ui.label(format!("#{} at {}", a.sequence, hms(a.stream_s)));
         // The sequential detector's evidence of a drop, which rises sweep by sweep before a block average can
         // confirm anything: amber from half the threshold, red at it.
-        if let Some(ev) = evidence.filter(|ev| ev.threshold > 0.0) {
+        if let Some(ev) = evidence.filter(|ev| ev.insensitive) {
+            ui.label(RichText::new("sequential off: too noisy").color(pal.weak)).on_hover_text(format!(
+                "single sweeps on this trace are too noisy (s.d. {:.1}× the baseline amplitude) for the sequential \
+                 detector to see even a lost response sooner than the block averages; the block criteria still apply. Re-baseline to retry.",
+                ev.sigma
+            ));
+        } else if let Some(ev) = evidence.filter(|ev| ev.threshold > 0.0) {
             let share = ev.evidence / ev.threshold;
             let c = if ev.active || share >= 1.0 {
                 pal.clinical
