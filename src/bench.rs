@@ -88,6 +88,10 @@ pub struct BenchArgs {
     /// Suite: only the cases whose name contains one of these (comma-separated, e.g. `noisy,stable`).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub suite_cases: Vec<String>,
+    /// Suite: the sequential detector's false-alarm target, hours per false alarm for a whole case (the
+    /// protocol's `[sequential] false_alarm_hours`; default: the built-in protocol's, 8).
+    #[arg(long, value_name = "HOURS")]
+    pub suite_false_alarm_hours: Option<f64>,
     /// Suite: also write each run's events (JSON Lines) and truth (JSON) into this folder, for `ionm score`.
     #[arg(long, value_name = "DIR")]
     pub suite_out: Option<std::path::PathBuf>,

@@ -549,7 +549,13 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// Runs the suite.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let protocol = protocol()?;
+    let mut protocol = protocol()?;
+    if let Some(h) = args.suite_false_alarm_hours {
+        if !(h.is_finite() && h > 0.0) {
+            bail!("--suite-false-alarm-hours must be a positive number of hours, not {h}");
+        }
+        protocol.detectors.false_alarm_hours = h;
+    }
     let design_drop = protocol.detectors.design_drop;
     let mut cases = cases(args.quick, args.suite_seeds);
     if !args.suite_cases.is_empty() {
