@@ -468,10 +468,9 @@ fn every_view_survives_hostile_data_in_both_themes() {
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }
 
-#[test]
-fn the_sequential_detectors_evidence_is_shown_on_its_trace() {
+/// The dashboard at 41 s of the demo case, with a stats event at 40 s carrying `evidence` (one trace's).
+fn with_evidence(evidence: ionm_core::events::EvidenceValue) -> Harness<'static, DashboardApp> {
     let mut case = demo_case(&options());
-    // A stats event at 40 s carrying the sequential detector's evidence on "L tibial": 75% of its threshold.
     let at = case
         .events
         .iter()
@@ -486,58 +485,42 @@ fn the_sequential_detectors_evidence_is_shown_on_its_trace() {
         })
         .expect("the demo case has stats events");
     stats.stream_s = 40.0;
-    stats.evidence = vec![ionm_core::events::EvidenceValue {
+    stats.evidence = vec![evidence];
+    case.events.insert(at, Event::Stats(stats));
+    let clock = ManualClock::new(0.0);
+    let src = ScriptedSource::from_demo(case, clock.shared()).starting_at(41.0);
+    let app = DashboardApp::with_config(Box::new(src), clock.shared(), DashboardConfig::default());
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
+    h.run();
+    h
+}
+
+#[test]
+fn the_sequential_detectors_evidence_is_shown_on_its_trace() {
+    // The sequential detector's evidence on "L tibial": 75% of its threshold.
+    let h = with_evidence(ionm_core::events::EvidenceValue {
         trace: "L tibial".into(),
         detector: "sequential".into(),
         evidence: 6.0,
         threshold: 8.0,
         amplitude: 0.7,
         ..Default::default()
-    }];
-    case.events.insert(at, Event::Stats(stats));
-    let clock = ManualClock::new(0.0);
-    let src = ScriptedSource::from_demo(case, clock.shared()).starting_at(41.0);
-    let app = DashboardApp::with_config(Box::new(src), clock.shared(), DashboardConfig::default());
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1000.0))
-        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
-    h.run();
+    });
     assert_eq!(h.query_all_by_label_contains("evidence 75%").count(), 1);
 }
 
 #[test]
 fn a_trace_too_noisy_for_the_sequential_detector_says_so() {
-    let mut case = demo_case(&options());
-    // A stats event at 40 s saying the sequential detector found "L tibial" too noisy to monitor.
-    let at = case
-        .events
-        .iter()
-        .position(|e| e.stream_s() > 40.0)
-        .unwrap_or(case.events.len());
-    let mut stats = case
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::Stats(s) => Some(s.clone()),
-            _ => None,
-        })
-        .expect("the demo case has stats events");
-    stats.stream_s = 40.0;
-    stats.evidence = vec![ionm_core::events::EvidenceValue {
+    // The sequential detector found "L tibial" too noisy to monitor.
+    let h = with_evidence(ionm_core::events::EvidenceValue {
         trace: "L tibial".into(),
         detector: "sequential".into(),
         sigma: 6.5,
         insensitive: true,
         ..Default::default()
-    }];
-    case.events.insert(at, Event::Stats(stats));
-    let clock = ManualClock::new(0.0);
-    let src = ScriptedSource::from_demo(case, clock.shared()).starting_at(41.0);
-    let app = DashboardApp::with_config(Box::new(src), clock.shared(), DashboardConfig::default());
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1000.0))
-        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
-    h.run();
+    });
     assert_eq!(
         h.query_all_by_label_contains("sequential off: too noisy").count(),
         1
