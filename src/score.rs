@@ -422,7 +422,8 @@ pub struct Summary {
     pub technical_per_h: Option<f64>,
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
+/// The median (mean of the two middle values for an even count); `None` when empty. Sorts `v`.
+pub(crate) fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

@@ -27,11 +27,11 @@
 //! Ramps: the bound of the final step (the ramp's own time comes on top).
 
 use crate::bench::BenchArgs;
-use crate::score::{self, RunScore, Summary};
+use crate::score::{self, RunScore, Summary, median};
 use anyhow::{Context, Result, bail};
 use firmware_sim::scenario::{Action, Event as SimEvent, Target};
-use firmware_sim::transmit::Transmitter;
-use firmware_sim::{Group, Scenario, SimConfig, Simulator, Truth};
+use firmware_sim::transmit::{SimReader, Speed, Transmitter};
+use firmware_sim::{Group, Scenario, SimConfig, Simulator};
 use ionm_core::Stimulator;
 use ionm_core::events::{AlarmClass, AlarmState, Event};
 use ionm_dsp::Protocol;
@@ -40,7 +40,7 @@ use ionm_monitor::sequential::{lorden_delay, siegmund_arl};
 use ionm_pipeline::{Pipeline, PipelineConfig, PipelineEvent};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -226,52 +226,6 @@ fn protocol() -> Result<Protocol> {
     Ok(p)
 }
 
-/// The simulator as a byte stream at max speed that hands over its ground truth when it ends.
-struct TruthReader {
-    tx: Transmitter,
-    buf: Vec<u8>,
-    at: usize,
-    finished: bool,
-    truth: Arc<Mutex<Option<Truth>>>,
-}
-
-impl Read for TruthReader {
-    fn read(&mut self, dst: &mut [u8]) -> std::io::Result<usize> {
-        if self.at == self.buf.len() {
-            if self.finished {
-                return Ok(0);
-            }
-            self.buf.clear();
-            self.at = 0;
-            let budget = (self.tx.sample_rate_hz() as usize / 50).max(1);
-            let mut generated = 0;
-            while generated < budget {
-                let info = self.tx.next_chunk(&mut self.buf);
-                generated += self.tx.samples_per_frame();
-                if info.finished {
-                    self.finished = true;
-                    let truth = self.tx.simulator().truth().clone();
-                    if let Ok(mut slot) = self.truth.lock() {
-                        *slot = Some(truth);
-                    }
-                    break;
-                }
-            }
-            if self.buf.is_empty() {
-                return if self.finished {
-                    Ok(0)
-                } else {
-                    Err(std::io::ErrorKind::WouldBlock.into())
-                };
-            }
-        }
-        let n = dst.len().min(self.buf.len() - self.at);
-        dst[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 /// One detector's view of one run.
 #[derive(Debug, Clone, Serialize)]
 struct DetectorRun {
@@ -320,13 +274,7 @@ fn run_one(
     // The truth's stimulus columns (for delays in sweeps) are only kept with the per-sweep columns.
     sim.set_record_sweeps(true);
     let slot = Arc::new(Mutex::new(None));
-    let reader = TruthReader {
-        tx: Transmitter::new(sim),
-        buf: Vec::with_capacity(64 * 1024),
-        at: 0,
-        finished: false,
-        truth: slot.clone(),
-    };
+    let reader = SimReader::new(Transmitter::new(sim), Speed::Max).with_truth(slot.clone());
     let started = Instant::now();
     let pipeline = Pipeline::start(
         ReaderSource::new("simulator (suite)", reader),
@@ -534,19 +482,6 @@ struct Report {
     runs: Vec<RunResult>,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    })
-}
-
 /// Runs the suite.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let mut protocol = protocol()?;
@@ -655,7 +590,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 })
                 .collect();
             let seq = d == "sequential";
-            let all: Vec<f64> = scores
+            let mut all: Vec<f64> = scores
                 .iter()
                 .flat_map(|s| &s.changes)
                 .map(|c| c.delay_s.unwrap_or(f64::INFINITY))
@@ -663,7 +598,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             rows.push(Row {
                 case: case.name.clone(),
                 detector: d.to_owned(),
-                median_delay_all_s: median(all).filter(|m| m.is_finite()),
+                median_delay_all_s: median(&mut all).filter(|m| m.is_finite()),
                 summary: Summary::of(&scores),
                 labelled_latency: dr
                     .iter()
@@ -676,12 +611,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 alarms_after_onset: dr.iter().map(|x| x.alarms_after_onset).sum(),
                 systemic_after_onset: dr.iter().map(|x| x.systemic_after_onset).sum(),
                 lorden_sweeps: if seq {
-                    median(lorden.iter().map(|x| x.0).collect())
+                    median(&mut lorden.iter().map(|x| x.0).collect::<Vec<_>>())
                 } else {
                     None
                 },
                 lorden_s: if seq {
-                    median(lorden.iter().map(|x| x.1).collect())
+                    median(&mut lorden.iter().map(|x| x.1).collect::<Vec<_>>())
                 } else {
                     None
                 },

@@ -1,10 +1,11 @@
 //! The simulated device's link layer: turns the simulator's samples, stimuli and status into wire frames, with
 //! the scenario's link effects (disconnects, byte corruption), and paces them in real time if asked.
 
-use crate::Simulator;
+use crate::{Simulator, Truth};
 use ionm_core::{Rng, StimulusEvent};
 use ionm_wire::{ChannelDesc, DeviceDesc, Encoder, MAX_FRAME_LEN, MAX_SAMPLE_VALUES, MAX_STIMULI_PER_FRAME};
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How fast the device streams.
@@ -441,6 +442,7 @@ pub struct SimReader {
     at: usize,
     finished: bool,
     released_end: u64,
+    truth: Option<Arc<Mutex<Option<Truth>>>>,
 }
 
 impl SimReader {
@@ -454,7 +456,15 @@ impl SimReader {
             at: 0,
             finished: false,
             released_end: 0,
+            truth: None,
         }
+    }
+
+    /// Hands the simulator's ground truth over in `slot` when the scenario ends (the reader itself is usually
+    /// moved into a host pipeline by then).
+    pub fn with_truth(mut self, slot: Arc<Mutex<Option<Truth>>>) -> Self {
+        self.truth = Some(slot);
+        self
     }
 
     /// One past the last sample index of the chunk being handed out (the samples released so far): a
@@ -482,6 +492,11 @@ impl Read for SimReader {
                 end = info.end_index;
                 if info.finished {
                     self.finished = true;
+                    if let Some(slot) = &self.truth
+                        && let Ok(mut slot) = slot.lock()
+                    {
+                        *slot = Some(self.tx.simulator().truth().clone());
+                    }
                     break;
                 }
             }

@@ -11,12 +11,15 @@
 //! - [`Gap`]: data that did not arrive. Gaps are always explicit: nothing downstream stitches over them.
 //! - [`Acquired`]: the one item type that a source pushes into the acquisition ring buffer.
 //! - [`events::Event`]: the typed event stream (averages, baselines, alarms, markers…) in stream time.
+//! - [`DetectorSettings`]: which change detectors run (protocol → monitor).
 //! - [`Rng`]: a small deterministic generator (xoshiro256++) so that seeded simulations are reproducible everywhere.
 
+mod detectors;
 pub mod events;
 mod rng;
 mod stimulus;
 
+pub use detectors::DetectorSettings;
 pub use rng::Rng;
 pub use stimulus::{IntensityUnit, Stimulator, StimulusEvent};
 

@@ -9,8 +9,28 @@
 /// NaN samples (gaps) are ignored; a column with no finite sample gets `(NaN, NaN)`, as do all columns when
 /// `samples` is empty.
 pub fn min_max_decimate(samples: &[f32], columns: usize, out: &mut [(f32, f32)]) {
+    by_columns(samples, columns, out, min_max);
+}
+
+/// Reduces (min, max) pairs (for example 1 ms blocks kept by the pipeline) to `columns` coarser pairs, with the
+/// same column boundaries and NaN rules as [`min_max_decimate`]. No allocation.
+pub fn min_max_decimate_pairs(pairs: &[(f32, f32)], columns: usize, out: &mut [(f32, f32)]) {
+    by_columns(pairs, columns, out, |chunk| {
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for &(a, b) in chunk {
+            // `min`/`max` ignore a NaN operand.
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+        finish(lo, hi)
+    });
+}
+
+/// The column partition both reductions share: column `i` of `c` covers `[⌊i·n/c⌋, ⌊(i+1)·n/c⌋)` of the `n`
+/// items (at least one item), reduced by `reduce`; `(NaN, NaN)` everywhere when there are no items.
+fn by_columns<T>(items: &[T], columns: usize, out: &mut [(f32, f32)], reduce: impl Fn(&[T]) -> (f32, f32)) {
     let columns = columns.min(out.len());
-    let n = samples.len() as u64;
+    let n = items.len() as u64;
     if n == 0 {
         out[..columns].fill((f32::NAN, f32::NAN));
         return;
@@ -20,32 +40,8 @@ pub fn min_max_decimate(samples: &[f32], columns: usize, out: &mut [(f32, f32)])
         let i = i as u64;
         // n·c fits in u64 for any slice that fits in memory and any sensible column count.
         let start = (i * n / c) as usize;
-        let end = (((i + 1) * n / c) as usize).max(start + 1).min(samples.len());
-        *slot = min_max(&samples[start..end]);
-    }
-}
-
-/// Reduces (min, max) pairs (for example 1 ms blocks kept by the pipeline) to `columns` coarser pairs, with the
-/// same column boundaries and NaN rules as [`min_max_decimate`]. No allocation.
-pub fn min_max_decimate_pairs(pairs: &[(f32, f32)], columns: usize, out: &mut [(f32, f32)]) {
-    let columns = columns.min(out.len());
-    let n = pairs.len() as u64;
-    if n == 0 {
-        out[..columns].fill((f32::NAN, f32::NAN));
-        return;
-    }
-    let c = columns as u64;
-    for (i, slot) in out[..columns].iter_mut().enumerate() {
-        let i = i as u64;
-        let start = (i * n / c) as usize;
-        let end = (((i + 1) * n / c) as usize).max(start + 1).min(pairs.len());
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        for &(a, b) in &pairs[start..end] {
-            // `min`/`max` ignore a NaN operand.
-            lo = lo.min(a);
-            hi = hi.max(b);
-        }
-        *slot = finish(lo, hi);
+        let end = (((i + 1) * n / c) as usize).max(start + 1).min(items.len());
+        *slot = reduce(&items[start..end]);
     }
 }
 

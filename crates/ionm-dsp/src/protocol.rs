@@ -11,6 +11,7 @@ use crate::measure::{
     AmplitudeKind, AmplitudeSpec, IntervalSpec, LatencyRef, MeasureSpec, OnsetSpec, PeakSpec, Polarity,
     PrimarySpec, TrackingSpec,
 };
+pub use ionm_core::DetectorSettings;
 use ionm_core::Stimulator;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -177,42 +178,7 @@ pub struct Protocol {
     /// Channels.
     pub channels: Vec<ChannelSpec>,
     /// Which change detectors the monitor runs (`detectors`, `[sequential]`).
-    pub detectors: DetectorSpec,
-}
-
-/// The change detectors selected by the protocol (top-level `detectors` and the `[sequential]` table; read by
-/// the monitor, `ionm_monitor::DetectorSettings`). Plain numbers: the DSP does not use them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectorSpec {
-    /// The block-average detector (N-sweep averages against the baseline, confirmed): `"block"`.
-    pub block: bool,
-    /// The single-sweep sequential detector (matched filter + CUSUM): `"sequential"`.
-    pub sequential: bool,
-    /// Sequential: mean hours between false alarms for the whole case (all its traces together).
-    pub false_alarm_hours: f64,
-    /// Sequential: the amplitude drop the CUSUM is tuned for, fraction of baseline (0.5 = 50%).
-    pub design_drop: f64,
-    /// Sequential: the latency increase the latency CUSUM is tuned for, fraction of baseline latency.
-    pub design_latency: f64,
-    /// Sequential: accepted sweeps that build the template.
-    pub template_sweeps: u32,
-    /// Sequential: further accepted sweeps that calibrate the noise (not used for the template).
-    pub calibration_sweeps: u32,
-}
-
-impl Default for DetectorSpec {
-    /// The block detector only; sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps.
-    fn default() -> Self {
-        Self {
-            block: true,
-            sequential: false,
-            false_alarm_hours: 8.0,
-            design_drop: 0.5,
-            design_latency: 0.10,
-            template_sweeps: 200,
-            calibration_sweeps: 800,
-        }
-    }
+    pub detectors: DetectorSettings,
 }
 
 /// A bad protocol file: where and why.
@@ -766,8 +732,8 @@ fn parse_detectors(
     cx: &Ctx<'_>,
     list: Option<&S<Vec<S<String>>>>,
     seq: Option<&RawSequential>,
-) -> Result<DetectorSpec, ProtocolError> {
-    let mut d = DetectorSpec::default();
+) -> Result<DetectorSettings, ProtocolError> {
+    let mut d = DetectorSettings::default();
     if let Some(list) = list {
         d.block = false;
         for name in list.get_ref() {
@@ -1322,7 +1288,7 @@ mod tests {
     fn detectors_key_selects_and_validates() {
         let ch = "[[channel]]\nlabel = \"C3\"\nmodality = \"ssep-upper\"\nstimulators = [\"left_median\"]\n";
         let p = Protocol::from_toml_str(ch).unwrap();
-        assert_eq!(p.detectors, DetectorSpec::default());
+        assert_eq!(p.detectors, DetectorSettings::default());
         assert!(p.detectors.block && !p.detectors.sequential);
         let src = format!(
             "detectors = [\"block\", \"sequential\"]\n[sequential]\nfalse_alarm_hours = 24\ndesign_drop = 0.4\n{ch}"

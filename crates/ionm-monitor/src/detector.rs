@@ -15,43 +15,8 @@
 
 use crate::sequential::{ChangeLabel, Decision, SequentialConfig, SequentialDetector};
 use crate::{AverageInput, Role, TraceMeta, TraceState, alarm};
+pub use ionm_core::DetectorSettings;
 use ionm_core::events::{AlarmKind, AlarmState, BaselineOrigin, Event, EvidenceValue};
-
-/// Which detectors run, and the sequential detector's settings (from the protocol's `detectors` key and
-/// `[sequential]` table).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectorSettings {
-    /// Run the block-average detector.
-    pub block: bool,
-    /// Run the sequential detector on the SSEP traces.
-    pub sequential: bool,
-    /// Mean hours between false alarms of the sequential detector for the whole case (the per-trace ARL is
-    /// this × the trace's accepted-sweep rate × the number of traces it runs on).
-    pub false_alarm_hours: f64,
-    /// Amplitude drop the sequential CUSUM is tuned for (fraction of baseline).
-    pub design_drop: f64,
-    /// Latency increase the latency CUSUM is tuned for (fraction of the baseline latency).
-    pub design_latency: f64,
-    /// Sweeps for the template.
-    pub template_sweeps: u32,
-    /// Sweeps for the calibration.
-    pub calibration_sweeps: u32,
-}
-
-impl Default for DetectorSettings {
-    /// The block detector only (sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps).
-    fn default() -> Self {
-        Self {
-            block: true,
-            sequential: false,
-            false_alarm_hours: 8.0,
-            design_drop: 0.5,
-            design_latency: 0.10,
-            template_sweeps: 200,
-            calibration_sweeps: 800,
-        }
-    }
-}
 
 /// How one average compares with its trace's baseline (computed once by the monitor).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

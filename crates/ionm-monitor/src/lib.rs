@@ -187,15 +187,26 @@ impl Monitor {
         if self.technical.suspension_reason(t, &tr.meta).is_some() {
             return;
         }
+        self.dispatch(out, |d, cx| {
+            d.on_sweep(t, data, stream_s, cx);
+            false
+        });
+    }
+
+    /// Calls `f` on every detector in order with a context over this monitor's traces, until one returns true;
+    /// returns whether one did.
+    fn dispatch(
+        &mut self,
+        out: &mut Vec<Event>,
+        mut f: impl FnMut(&mut dyn ChangeDetector, &mut DetectorContext<'_>) -> bool,
+    ) -> bool {
         let mut cx = DetectorContext {
             traces: &self.traces,
             next_id: &mut self.next_id,
             raised: &mut self.raised,
             out,
         };
-        for d in &mut self.detectors {
-            d.on_sweep(t, data, stream_s, &mut cx);
-        }
+        self.detectors.iter_mut().any(|d| f(d.as_mut(), &mut cx))
     }
 
     /// The detectors' current evidence per trace (for the periodic stats event).
@@ -312,15 +323,10 @@ impl Monitor {
                 ev.latency_ms = latency_ms;
             }
             assessment.baseline_taken = true;
-            let mut cx = DetectorContext {
-                traces: &self.traces,
-                next_id: &mut self.next_id,
-                raised: &mut self.raised,
-                out,
-            };
-            for d in &mut self.detectors {
-                d.on_baseline(a.trace, origin, latency_ms, a.stream_s, &mut cx);
-            }
+            self.dispatch(out, |d, cx| {
+                d.on_baseline(a.trace, origin, latency_ms, a.stream_s, cx);
+                false
+            });
         }
         let tr = &mut self.traces[a.trace];
         let Some(b) = tr.baseline.clone() else {
@@ -351,15 +357,10 @@ impl Monitor {
             }
             return assessment;
         }
-        let mut cx = DetectorContext {
-            traces: &self.traces,
-            next_id: &mut self.next_id,
-            raised: &mut self.raised,
-            out,
-        };
-        for d in &mut self.detectors {
-            d.on_average(a, &cmp, &mut cx);
-        }
+        self.dispatch(out, |d, cx| {
+            d.on_average(a, &cmp, cx);
+            false
+        });
         assessment
     }
 
@@ -375,16 +376,8 @@ impl Monitor {
 
     /// Acknowledges alarm `id` (clinical or technical). Returns false if no such alarm is active.
     pub fn acknowledge(&mut self, id: u64, stream_s: f64, out: &mut Vec<Event>) -> bool {
-        let mut cx = DetectorContext {
-            traces: &self.traces,
-            next_id: &mut self.next_id,
-            raised: &mut self.raised,
-            out,
-        };
-        for d in &mut self.detectors {
-            if d.acknowledge(id, stream_s, &mut cx) {
-                return true;
-            }
+        if self.dispatch(out, |d, cx| d.acknowledge(id, stream_s, cx)) {
+            return true;
         }
         self.technical.acknowledge(id, stream_s, out)
     }

@@ -6,7 +6,7 @@ use ionm_core::{Acquired, DeviceInfo};
 use ionm_dsp::protocol::{Modality, Site};
 use ionm_dsp::{AverageView, DropReason, DspSink, Engine, RejectReason, SweepView, Verdict};
 use ionm_io::IngestStats;
-use ionm_monitor::{AverageInput, Criteria, DetectorSettings, Monitor, Role, TraceMeta};
+use ionm_monitor::{AverageInput, Criteria, Monitor, Role, TraceMeta};
 use std::sync::mpsc;
 
 /// Counters kept by the processing thread for the stats events.
@@ -202,17 +202,11 @@ impl Processor {
         // The same traces after a device restart keep their baselines and alarms.
         if self.monitor.is_none() || names != self.trace_names {
             let labels = d.channels.iter().map(|c| c.label.clone()).collect();
-            let spec = &self.config.protocol.detectors;
-            let settings = DetectorSettings {
-                block: spec.block,
-                sequential: spec.sequential,
-                false_alarm_hours: spec.false_alarm_hours,
-                design_drop: spec.design_drop,
-                design_latency: spec.design_latency,
-                template_sweeps: spec.template_sweeps,
-                calibration_sweeps: spec.calibration_sweeps,
-            };
-            self.monitor = Some(Monitor::with_detectors(traces, labels, &settings));
+            self.monitor = Some(Monitor::with_detectors(
+                traces,
+                labels,
+                &self.config.protocol.detectors,
+            ));
             self.trace_names = names;
         }
         if let Some(m) = self.monitor.as_mut() {
