@@ -394,7 +394,8 @@ fn proc_status_kib(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn cpu_model() -> String {
+/// The CPU's model name from `/proc/cpuinfo` (empty where there is none).
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -627,15 +627,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         quick: args.quick,
-        host_cpu: std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_owned())
-            })
-            .unwrap_or_default(),
+        host_cpu: crate::bench::cpu_model(),
         wall_s: started.elapsed().as_secs_f64(),
         rows,
         checks,

@@ -14,7 +14,7 @@
 //! every enabled detector.
 
 use crate::sequential::{ChangeLabel, Decision, SequentialConfig, SequentialDetector};
-use crate::{AverageInput, Role, TraceMeta, TraceState, alarm};
+use crate::{AverageInput, Role, TraceMeta, TraceState, acknowledged, alarm};
 pub use ionm_core::DetectorSettings;
 use ionm_core::events::{AlarmKind, AlarmState, BaselineOrigin, Event, EvidenceValue};
 
@@ -332,16 +332,7 @@ impl ChangeDetector for BlockDetector {
                 if crit.active == Some(id) && !crit.acknowledged {
                     crit.acknowledged = true;
                     let name = cx.meta(t).map(|m| m.name.clone()).unwrap_or_default();
-                    cx.emit(Event::Alarm(alarm(
-                        stream_s,
-                        id,
-                        &name,
-                        kind,
-                        AlarmState::Acknowledged,
-                        None,
-                        None,
-                        false,
-                    )));
+                    cx.emit(Event::Alarm(acknowledged(stream_s, id, &name, kind)));
                     return true;
                 }
             }
@@ -593,16 +584,7 @@ impl ChangeDetector for SequentialBank {
             {
                 *acked = true;
                 let name = cx.meta(t).map(|m| m.name.clone()).unwrap_or_default();
-                let mut ev = alarm(
-                    stream_s,
-                    id,
-                    &name,
-                    *kind,
-                    AlarmState::Acknowledged,
-                    None,
-                    None,
-                    false,
-                );
+                let mut ev = acknowledged(stream_s, id, &name, *kind);
                 ev.detector = "sequential".to_owned();
                 cx.emit(Event::Alarm(ev));
                 return true;

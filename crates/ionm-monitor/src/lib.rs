@@ -425,6 +425,20 @@ impl Monitor {
     }
 }
 
+/// The event for `who`'s alarm `id` being acknowledged (no value, threshold or systemic tag).
+pub(crate) fn acknowledged(stream_s: f64, id: u64, who: &str, kind: AlarmKind) -> AlarmEvent {
+    alarm(
+        stream_s,
+        id,
+        who,
+        kind,
+        AlarmState::Acknowledged,
+        None,
+        None,
+        false,
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn alarm(
     stream_s: f64,

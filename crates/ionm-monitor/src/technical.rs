@@ -1,7 +1,7 @@
 //! Technical alarms: about the recording, not the patient. Shown and logged apart from clinical ones, and while
 //! one is active on a channel the clinical criteria of that channel's traces are suspended.
 
-use crate::{TraceMeta, alarm};
+use crate::{TraceMeta, acknowledged, alarm};
 use ionm_core::events::{AlarmKind, AlarmState, Event};
 use ionm_core::{DeviceStatus, Gap, GapCause, LinkEvent};
 use std::collections::VecDeque;
@@ -494,16 +494,7 @@ impl Technical {
                 && !a.acknowledged
             {
                 a.acknowledged = true;
-                out.push(Event::Alarm(alarm(
-                    stream_s,
-                    id,
-                    &who,
-                    kind,
-                    AlarmState::Acknowledged,
-                    None,
-                    None,
-                    false,
-                )));
+                out.push(Event::Alarm(acknowledged(stream_s, id, &who, kind)));
                 return true;
             }
         }
