@@ -11,7 +11,8 @@ use ionm_core::{Gap, GapCause, LinkEvent, Stimulator};
 use ionm_dashboard::demo::{DemoDrop, DemoOptions, demo_case};
 use ionm_dashboard::{
     BaselineTarget, CommandLog, DashboardApp, DashboardConfig, DashboardSource, LiveTraces, ManualClock,
-    ScriptedSource, SourceStatus, SyntheticConfig, ThemeChoice, TraceKind, UserCommand, View,
+    ProtocolInfo, ReplayStatus, ScriptedSource, SourceStatus, SyntheticConfig, ThemeChoice, TraceKind,
+    UserCommand, View,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -526,4 +527,172 @@ fn a_trace_too_noisy_for_the_sequential_detector_says_so() {
         1
     );
     assert_eq!(h.query_all_by_label_contains("evidence").count(), 0);
+}
+
+/// What a [`PushSource`] holds: events to hand over on the next poll, the status, the commands received.
+#[derive(Default)]
+struct Pushed {
+    events: Vec<Event>,
+    status: SourceStatus,
+    commands: Vec<UserCommand>,
+}
+
+/// A source the test feeds by hand between frames, to reproduce what arrives while the user acts.
+struct PushSource(Arc<std::sync::Mutex<Pushed>>);
+
+impl DashboardSource for PushSource {
+    fn poll_events(&mut self, out: &mut Vec<Event>) {
+        out.append(&mut self.0.lock().expect("test source").events);
+    }
+
+    fn live_traces(
+        &mut self,
+        _kind: TraceKind,
+        _seconds: f64,
+        _columns: usize,
+        _out: &mut LiveTraces,
+    ) -> bool {
+        false
+    }
+
+    fn status(&self) -> SourceStatus {
+        self.0.lock().expect("test source").status.clone()
+    }
+
+    fn command(&mut self, cmd: UserCommand) {
+        self.0.lock().expect("test source").commands.push(cmd);
+    }
+}
+
+fn push_harness(status: SourceStatus) -> (Harness<'static, DashboardApp>, Arc<std::sync::Mutex<Pushed>>) {
+    let shared = Arc::new(std::sync::Mutex::new(Pushed {
+        status,
+        ..Pushed::default()
+    }));
+    let clock = ManualClock::new(0.0);
+    let app = DashboardApp::new(Box::new(PushSource(Arc::clone(&shared))), clock.shared());
+    let h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
+    (h, shared)
+}
+
+fn clinical_alarm(id: u64, trace: &str, stream_s: f64) -> Event {
+    Event::Alarm(AlarmEvent {
+        stream_s,
+        id,
+        trace: Some(trace.into()),
+        kind: AlarmKind::AmplitudeDrop,
+        class: AlarmClass::Clinical,
+        state: AlarmState::Raised,
+        value: Some(0.4),
+        threshold: Some(0.5),
+        systemic: false,
+        detector: "block".into(),
+        message: format!("{trace} amplitude 40% of baseline"),
+    })
+}
+
+#[test]
+fn acknowledge_reaches_the_alarm_the_user_read_when_a_newer_one_arrives_before_the_click() {
+    let (mut h, shared) = push_harness(SourceStatus::default());
+    shared
+        .lock()
+        .unwrap()
+        .events
+        .push(clinical_alarm(1, "L tibial", 100.0));
+    h.run();
+    assert_eq!(h.query_all_by_label("Acknowledge").count(), 1);
+    let button = h.get_by_label("Acknowledge");
+    // A newer alarm is raised between the user's reading and the click; the banner shows it on top.
+    shared
+        .lock()
+        .unwrap()
+        .events
+        .push(clinical_alarm(2, "R tibial", 101.0));
+    button.click_accesskit();
+    h.run();
+    assert_eq!(h.state().model().active_alarms().len(), 2);
+    assert_eq!(
+        shared.lock().unwrap().commands,
+        [UserCommand::AcknowledgeAlarm { id: 1 }],
+        "the click acknowledged another alarm than the one it was aimed at"
+    );
+}
+
+#[test]
+fn a_seek_is_not_lost_when_the_toolbar_changes_before_it_lands() {
+    let replay = Some(ReplayStatus {
+        position_s: 10.0,
+        duration_s: 200.0,
+        speed: 1.0,
+        paused: false,
+    });
+    let (mut h, shared) = push_harness(SourceStatus {
+        replay,
+        ..SourceStatus::default()
+    });
+    h.run();
+    let slider = h.get_by_role_and_label(Role::Slider, "Seek");
+    // The device declares itself (the montage appears in the toolbar, before the transport) as the seek lands.
+    shared.lock().unwrap().status.protocol = Arc::new(ProtocolInfo {
+        name: "sim-default".into(),
+        montage: vec!["CP3-Fz".into(), "CP4-Fz".into()],
+        thresholds: Vec::new(),
+    });
+    slider.set_value_accesskit(100.0);
+    h.run();
+    assert_eq!(
+        shared.lock().unwrap().commands,
+        [UserCommand::Seek { stream_s: 100.0 }]
+    );
+}
+
+fn average(trace: &str, stream_s: f64) -> Event {
+    Event::Average(AverageEvent {
+        stream_s,
+        trace: trace.into(),
+        channel: format!("{trace} channel"),
+        stimulator: Stimulator::LeftTibial,
+        modality: "ssep".into(),
+        sequence: 0,
+        sweeps: 200,
+        rejected: 0,
+        dropped: 0,
+        peaks: Vec::new(),
+        amplitude_uv: Some(1.0),
+        latency_ms: Some(37.0),
+        amplitude_ratio: Some(1.0),
+        latency_ratio: Some(1.0),
+        fsp: Some(5.0),
+        residual_noise_uv: Some(0.1),
+        suspended: None,
+        waveform: Some(Waveform {
+            t0_ms: -10.0,
+            dt_ms: 0.1,
+            values_uv: (0..600).map(|i| (i as f32 * 0.05).sin()).collect(),
+        }),
+    })
+}
+
+#[test]
+fn rebaseline_reaches_the_trace_it_was_aimed_at_when_an_alarm_appears_before_the_click() {
+    let (mut h, shared) = push_harness(SourceStatus::default());
+    shared
+        .lock()
+        .unwrap()
+        .events
+        .extend([average("A", 40.0), average("B", 40.0)]);
+    h.run();
+    assert_eq!(h.query_all_by_label("Re-baseline").count(), 2);
+    let first = h.get_all_by_label("Re-baseline").next().expect("A's button");
+    // An alarm on A (its panel gains a "CLINICAL ALARM" label before the button) as the user clicks.
+    shared.lock().unwrap().events.push(clinical_alarm(1, "A", 41.0));
+    first.click_accesskit();
+    h.run();
+    assert!(h.query_by_label("CLINICAL ALARM").is_some());
+    assert_eq!(
+        shared.lock().unwrap().commands,
+        [UserCommand::SetBaseline(BaselineTarget::Trace("A".into()))]
+    );
 }

@@ -49,40 +49,48 @@ impl DashboardApp {
             if ev.systemic {
                 title.push_str(" · systemic (all cortical traces: anaesthesia or blood pressure?)");
             }
-            Frame::new()
-                .fill(fill)
-                .inner_margin(egui::Margin::symmetric(12, 6))
-                .show(ui, |ui| {
-                    ui.set_width(ui.available_width());
-                    // The button (or the acknowledgement) is laid out first, from the right, so that a long
-                    // message is cut instead of pushing it off the screen.
-                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                        match a.acknowledged_s {
-                            Some(t) => {
-                                ui.label(RichText::new(format!("acknowledged at {}", hms(t))).color(text));
-                            }
-                            None => {
-                                let b = egui::Button::new(RichText::new("Acknowledge").size(22.0).strong());
-                                if ui.add(b).clicked() {
-                                    acks.push(ev.id);
+            // Each row keeps its alarm's widget ids whatever arrives above it (newest first): a click on
+            // "Acknowledge" acknowledges the alarm the user read, even if another was raised in between.
+            let row = egui::UiBuilder::new().scope_id(ui.make_persistent_id(("alarm_banner", ev.id)));
+            ui.scope_builder(row, |ui| {
+                Frame::new()
+                    .fill(fill)
+                    .inner_margin(egui::Margin::symmetric(12, 6))
+                    .show(ui, |ui| {
+                        ui.set_width(ui.available_width());
+                        // The button (or the acknowledgement) is laid out first, from the right, so that a long
+                        // message is cut instead of pushing it off the screen.
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            match a.acknowledged_s {
+                                Some(t) => {
+                                    ui.label(
+                                        RichText::new(format!("acknowledged at {}", hms(t))).color(text),
+                                    );
+                                }
+                                None => {
+                                    let b =
+                                        egui::Button::new(RichText::new("Acknowledge").size(22.0).strong());
+                                    if ui.add(b).clicked() {
+                                        acks.push(ev.id);
+                                    }
                                 }
                             }
-                        }
-                        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
-                            ui.label(RichText::new(title).size(super::BIG * 0.8).strong().color(text));
-                            ui.label(
-                                RichText::new(format!("at {}", hms(ev.stream_s)))
-                                    .size(20.0)
-                                    .color(text),
-                            );
-                            // One line whatever the message: cut at the edge, whole on hover.
-                            ui.add(
-                                egui::Label::new(RichText::new(&ev.message).size(20.0).color(text))
-                                    .truncate(),
-                            );
+                            ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                                ui.label(RichText::new(title).size(super::BIG * 0.8).strong().color(text));
+                                ui.label(
+                                    RichText::new(format!("at {}", hms(ev.stream_s)))
+                                        .size(20.0)
+                                        .color(text),
+                                );
+                                // One line whatever the message: cut at the edge, whole on hover.
+                                ui.add(
+                                    egui::Label::new(RichText::new(&ev.message).size(20.0).color(text))
+                                        .truncate(),
+                                );
+                            });
                         });
                     });
-                });
+            });
         }
         if alarms.len() > BANNER_ROWS {
             ui.label(format!(
@@ -123,7 +131,12 @@ impl DashboardApp {
                 for k in range {
                     let ev = &log[log.len() - 1 - k];
                     let active = self.model.active_alarms().get(&ev.id);
-                    ui.horizontal(|ui| {
+                    // A stable id per transition, as in the banner: new rows arrive on top.
+                    let salt = ("alarm_log", ev.id, ev.state as u8);
+                    let row = egui::UiBuilder::new()
+                        .scope_id(ui.make_persistent_id(salt))
+                        .layout(egui::Layout::left_to_right(egui::Align::Center));
+                    ui.scope_builder(row, |ui| {
                         let colour = match ev.class {
                             AlarmClass::Clinical => pal.clinical,
                             AlarmClass::Technical => pal.technical,

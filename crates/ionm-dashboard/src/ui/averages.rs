@@ -112,7 +112,12 @@ impl DashboardApp {
                     None => {}
                 }
                 ui.label(RichText::new(format!("{channel} · {}", modality.to_uppercase())).small());
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                // The button's id is the trace's, not its place in the layout (an alarm label appears before
+                // it): a click always re-baselines the trace it was aimed at, or none.
+                let button = egui::UiBuilder::new()
+                    .scope_id(ui.make_persistent_id(("ionm_rebaseline", &name)))
+                    .layout(egui::Layout::right_to_left(egui::Align::Center));
+                ui.scope_builder(button, |ui| {
                     if ui
                         .button("Re-baseline")
                         .on_hover_text(format!("Make the latest average of {name} its new baseline"))

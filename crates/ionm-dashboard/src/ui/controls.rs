@@ -65,7 +65,10 @@ impl DashboardApp {
             }
             if self.status.replay.is_some() {
                 ui.separator();
-                self.replay_ui(ui);
+                // Ids independent of what precedes the transport (the montage label appears once the device
+                // has declared itself): a seek typed or dragged across that moment must not be lost.
+                let transport = egui::UiBuilder::new().scope_id(ui.make_persistent_id("replay_transport"));
+                ui.scope_builder(transport, |ui| self.replay_ui(ui));
             }
         });
     }
