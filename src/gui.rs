@@ -327,7 +327,13 @@ mod tests {
             if done(h) {
                 return;
             }
-            assert!(start.elapsed() < WAIT, "timed out waiting for: {what}");
+            if start.elapsed() > WAIT {
+                let s = h.state().status();
+                panic!(
+                    "timed out waiting for: {what} (epoch {}, stream {:.1} s, replay {:?})",
+                    s.epoch, s.stream_s, s.replay
+                );
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
