@@ -147,62 +147,24 @@ struct BlockTrace {
     lost: Criterion,
 }
 
-/// A criterion to raise: kind, value, threshold, index of the criterion.
-type Raise = (AlarmKind, Option<f64>, Option<f64>, usize);
-
-/// The standard block-average detector: each average against the baseline under the trace's criteria, with
-/// confirmation and hysteresis (see [`crate::Criteria`]).
-#[derive(Debug, Clone)]
-pub struct BlockDetector {
-    traces: Vec<BlockTrace>,
+/// What one average does to one criterion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    /// Confirmed: raise (the caller assigns the id with [`BlockTrace::activate`]).
+    Raise,
+    /// Recovered: the alarm with this id is over (already removed from the criterion).
+    Clear(u64),
+    /// Nothing changes.
+    Stay,
 }
 
-impl BlockDetector {
-    /// For `n` traces.
-    pub fn new(n: usize) -> Self {
-        Self {
-            traces: vec![BlockTrace::default(); n],
-        }
-    }
-}
+/// The three criteria (amplitude, latency, loss) on one average: kind, step, value and threshold.
+type Steps = [(AlarmKind, Step, Option<f64>, Option<f64>); 3];
 
-impl ChangeDetector for BlockDetector {
-    fn name(&self) -> &'static str {
-        "block"
-    }
-
-    fn on_average_suspended(&mut self, trace: usize) {
-        if let Some(tr) = self.traces.get_mut(trace) {
-            for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
-                crit.breaches = 0;
-                crit.recoveries = 0;
-            }
-        }
-    }
-
-    fn on_baseline(
-        &mut self,
-        trace: usize,
-        _origin: BaselineOrigin,
-        _latency_ms: Option<f64>,
-        _stream_s: f64,
-        _cx: &mut DetectorContext<'_>,
-    ) {
-        // A new baseline restarts the comparison: pending confirmations are void; active alarms are
-        // re-evaluated against it and clear through the usual hysteresis.
-        if let Some(tr) = self.traces.get_mut(trace) {
-            for crit in [&mut tr.amplitude, &mut tr.latency, &mut tr.lost] {
-                crit.breaches = 0;
-            }
-        }
-    }
-
-    fn on_average(&mut self, a: &AverageInput, cmp: &Comparison, cx: &mut DetectorContext<'_>) {
-        let Some(meta) = cx.meta(a.trace) else { return };
-        let Some(tr) = self.traces.get_mut(a.trace) else {
-            return;
-        };
-        let c = &meta.criteria;
+impl BlockTrace {
+    /// Scores one average against the baseline under criteria `c`, with confirmation and hysteresis. A cleared
+    /// criterion is reset here; a raised one is set by [`Self::activate`] once the caller has an id for it.
+    fn step(&mut self, a: &AverageInput, cmp: &Comparison, c: &crate::Criteria) -> Steps {
         let (amp_ratio, lat_ratio, lat_delta) =
             (cmp.amplitude_ratio, cmp.latency_ratio, cmp.latency_delta_ms);
         let amp_thr = c.amplitude_ratio;
@@ -245,69 +207,130 @@ impl ChangeDetector for BlockDetector {
         } else {
             (amp_met, lat_met, amp_recovered, lat_recovered)
         };
-        let name = meta.name.clone();
-        let role = meta.role;
         let confirm = c.confirm.max(1);
-        let mut raised: [Option<Raise>; 3] = [None; 3];
-        for (i, (kind, crit, met, recovered, value, threshold)) in [
-            (
-                AlarmKind::AmplitudeDrop,
-                &mut tr.amplitude,
-                amp_met,
-                amp_recovered,
-                amp_ratio,
-                amp_thr,
-            ),
-            (
-                AlarmKind::LatencyIncrease,
-                &mut tr.latency,
-                lat_met,
-                lat_recovered,
-                lat_value,
-                lat_threshold,
-            ),
-            (
-                AlarmKind::ResponseLost,
-                &mut tr.lost,
-                lost_met,
-                lost_recovered,
-                a.amplitude_uv,
-                c.loss_snr,
-            ),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        let mut steps: Steps = [
+            (AlarmKind::AmplitudeDrop, Step::Stay, amp_ratio, amp_thr),
+            (AlarmKind::LatencyIncrease, Step::Stay, lat_value, lat_threshold),
+            (AlarmKind::ResponseLost, Step::Stay, a.amplitude_uv, c.loss_snr),
+        ];
+        let moves = [
+            (amp_met, amp_recovered),
+            (lat_met, lat_recovered),
+            (lost_met, lost_recovered),
+        ];
+        for (i, (met, recovered)) in moves.into_iter().enumerate() {
+            let crit = self.criterion(i);
             crit.breaches = if met { crit.breaches + 1 } else { 0 };
             crit.recoveries = if recovered { crit.recoveries + 1 } else { 0 };
             if let Some(id) = crit.active {
                 if crit.recoveries >= confirm {
                     crit.active = None;
                     crit.acknowledged = false;
-                    cx.emit(Event::Alarm(alarm(
-                        a.stream_s,
-                        id,
-                        &name,
-                        kind,
-                        AlarmState::Cleared,
-                        value,
-                        threshold,
-                        false,
-                    )));
+                    steps[i].1 = Step::Clear(id);
                 }
             } else if crit.breaches >= confirm {
-                raised[i] = Some((kind, value, threshold, i));
+                steps[i].1 = Step::Raise;
             }
         }
-        for (kind, value, threshold, i) in raised.into_iter().flatten() {
+        steps
+    }
+
+    /// Criterion `i` of [`Steps`] is now in alarm under `id`.
+    fn activate(&mut self, i: usize, id: u64) {
+        let crit = self.criterion(i);
+        crit.active = Some(id);
+        crit.acknowledged = false;
+    }
+
+    fn criterion(&mut self, i: usize) -> &mut Criterion {
+        match i {
+            0 => &mut self.amplitude,
+            1 => &mut self.latency,
+            _ => &mut self.lost,
+        }
+    }
+
+    /// Pending confirmations and recoveries are void (suspension, new baseline).
+    fn void_counts(&mut self, recoveries_too: bool) {
+        for crit in [&mut self.amplitude, &mut self.latency, &mut self.lost] {
+            crit.breaches = 0;
+            if recoveries_too {
+                crit.recoveries = 0;
+            }
+        }
+    }
+}
+
+/// The standard block-average detector: each average against the baseline under the trace's criteria, with
+/// confirmation and hysteresis (see [`crate::Criteria`]).
+#[derive(Debug, Clone)]
+pub struct BlockDetector {
+    traces: Vec<BlockTrace>,
+}
+
+impl BlockDetector {
+    /// For `n` traces.
+    pub fn new(n: usize) -> Self {
+        Self {
+            traces: vec![BlockTrace::default(); n],
+        }
+    }
+}
+
+impl ChangeDetector for BlockDetector {
+    fn name(&self) -> &'static str {
+        "block"
+    }
+
+    fn on_average_suspended(&mut self, trace: usize) {
+        if let Some(tr) = self.traces.get_mut(trace) {
+            tr.void_counts(true);
+        }
+    }
+
+    fn on_baseline(
+        &mut self,
+        trace: usize,
+        _origin: BaselineOrigin,
+        _latency_ms: Option<f64>,
+        _stream_s: f64,
+        _cx: &mut DetectorContext<'_>,
+    ) {
+        // A new baseline restarts the comparison: pending confirmations are void; active alarms are
+        // re-evaluated against it and clear through the usual hysteresis.
+        if let Some(tr) = self.traces.get_mut(trace) {
+            tr.void_counts(false);
+        }
+    }
+
+    fn on_average(&mut self, a: &AverageInput, cmp: &Comparison, cx: &mut DetectorContext<'_>) {
+        let Some(meta) = cx.meta(a.trace) else { return };
+        let Some(tr) = self.traces.get_mut(a.trace) else {
+            return;
+        };
+        let steps = tr.step(a, cmp, &meta.criteria);
+        let name = meta.name.clone();
+        let role = meta.role;
+        for (kind, step, value, threshold) in steps {
+            if let Step::Clear(id) = step {
+                cx.emit(Event::Alarm(alarm(
+                    a.stream_s,
+                    id,
+                    &name,
+                    kind,
+                    AlarmState::Cleared,
+                    value,
+                    threshold,
+                    false,
+                )));
+            }
+        }
+        for (i, (kind, step, value, threshold)) in steps.into_iter().enumerate() {
+            if !matches!(step, Step::Raise) {
+                continue;
+            }
             let id = cx.new_alarm_id();
-            let crit = match i {
-                0 => &mut tr.amplitude,
-                1 => &mut tr.latency,
-                _ => &mut tr.lost,
-            };
-            crit.active = Some(id);
-            crit.acknowledged = false;
+            tr.activate(i, id);
             let systemic = role == Role::Cortical && cx.block_systemic();
             cx.emit(Event::Alarm(alarm(
                 a.stream_s,
