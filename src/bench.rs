@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// protocol's `[sequential] false_alarm_hours`; default: the built-in protocol's, 8).
     #[arg(long, value_name = "HOURS")]
     pub suite_false_alarm_hours: Option<f64>,
+    /// Suite: the sequential detector without its block floor (the CUSUM alone; the protocol's
+    /// `[sequential] block_floor = false`), to see what the single-sweep evidence does by itself.
+    #[arg(long)]
+    pub suite_no_block_floor: bool,
     /// Suite: also write each run's events (JSON Lines) and truth (JSON) into this folder, for `ionm score`.
     #[arg(long, value_name = "DIR")]
     pub suite_out: Option<std::path::PathBuf>,

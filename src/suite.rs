@@ -474,6 +474,8 @@ struct Check {
 #[derive(Debug, Serialize)]
 struct Report {
     command: String,
+    /// The sequential detector's settings the suite ran with, in words.
+    sequential: String,
     quick: bool,
     host_cpu: String,
     wall_s: f64,
@@ -490,6 +492,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             bail!("--suite-false-alarm-hours must be a positive number of hours, not {h}");
         }
         protocol.detectors.false_alarm_hours = h;
+    }
+    if args.suite_no_block_floor {
+        protocol.detectors.block_floor = false;
     }
     let design_drop = protocol.detectors.design_drop;
     let mut cases = cases(args.quick, args.suite_seeds);
@@ -624,8 +629,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     let checks = checks(&cases, &rows, &runs);
+    let d = &protocol.detectors;
     let report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        sequential: format!(
+            "false_alarm_hours {}, design_drop {}, design_latency {}, template {} + calibration {} sweeps, block floor {}; seed offset {}",
+            d.false_alarm_hours,
+            d.design_drop,
+            d.design_latency,
+            d.template_sweeps,
+            d.calibration_sweeps,
+            if d.block_floor { "on" } else { "off" },
+            args.suite_seed_offset
+        ),
         quick: args.quick,
         host_cpu: crate::bench::cpu_model(),
         wall_s: started.elapsed().as_secs_f64(),
@@ -763,6 +779,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         r.wall_s,
         r.host_cpu
     )?;
+    writeln!(out, "sequential detector: {}", r.sequential)?;
     for d in DETECTORS {
         writeln!(out)?;
         writeln!(out, "detector: {d}")?;

@@ -20,10 +20,13 @@ pub struct DetectorSettings {
     pub template_sweeps: u32,
     /// Sequential: further accepted sweeps that calibrate the noise (not used for the template).
     pub calibration_sweeps: u32,
+    /// Sequential: also raise its alarm when the standard criteria are confirmed on the trace's block averages
+    /// (a combined Shewhart–CUSUM scheme), so that it is never later than the block method on the same data.
+    pub block_floor: bool,
 }
 
 impl Default for DetectorSettings {
-    /// The block detector only; sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps.
+    /// The block detector only; sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps, with the block floor.
     fn default() -> Self {
         Self {
             block: true,
@@ -33,6 +36,7 @@ impl Default for DetectorSettings {
             design_latency: 0.10,
             template_sweeps: 200,
             calibration_sweeps: 800,
+            block_floor: true,
         }
     }
 }

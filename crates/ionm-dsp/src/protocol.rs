@@ -454,6 +454,7 @@ struct RawSequential {
     design_latency: Option<S<f64>>,
     template_sweeps: Option<S<i64>>,
     calibration_sweeps: Option<S<i64>>,
+    block_floor: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -768,6 +769,9 @@ fn parse_detectors(
         }
         if let Some(v) = &s.calibration_sweeps {
             d.calibration_sweeps = cx.int(v, "sequential.calibration_sweeps", 2, 100_000)? as u32;
+        }
+        if let Some(v) = s.block_floor {
+            d.block_floor = v;
         }
     }
     Ok(d)
@@ -1291,11 +1295,12 @@ mod tests {
         assert_eq!(p.detectors, DetectorSettings::default());
         assert!(p.detectors.block && !p.detectors.sequential);
         let src = format!(
-            "detectors = [\"block\", \"sequential\"]\n[sequential]\nfalse_alarm_hours = 24\ndesign_drop = 0.4\n{ch}"
+            "detectors = [\"block\", \"sequential\"]\n[sequential]\nfalse_alarm_hours = 24\ndesign_drop = 0.4\nblock_floor = false\n{ch}"
         );
         let d = Protocol::from_toml_str(&src).unwrap().detectors;
         assert!(d.block && d.sequential);
         assert_eq!((d.false_alarm_hours, d.design_drop), (24.0, 0.4));
+        assert!(!d.block_floor && DetectorSettings::default().block_floor);
         let e = Protocol::from_toml_str(&format!("detectors = [\"cusum\"]\n{ch}")).unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("detectors")), "{e}");
         let e = Protocol::from_toml_str(&format!("[sequential]\ndesign_drop = 2\n{ch}")).unwrap_err();

@@ -368,15 +368,43 @@ impl ChangeDetector for BlockDetector {
 #[derive(Debug, Clone)]
 struct SeqTrace {
     det: SequentialDetector,
-    /// Active alarm: id, kind, acknowledged.
-    alarm: Option<(u64, AlarmKind, bool)>,
+    /// The trace's one active alarm.
+    alarm: Option<SeqAlarm>,
     /// Accepted sweeps seen and the stream time of the first, for the sweep rate.
     sweeps: u64,
     first_s: f64,
+    /// The standard criteria on the block averages (when [`DetectorSettings::block_floor`]).
+    floor: BlockTrace,
+}
+
+/// What raised a sequential alarm (and so what clears it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// The CUSUM crossed its threshold; it clears when the CUSUM says the change is over.
+    Cusum,
+    /// The standard criterion (index in [`Steps`]) was confirmed on the block averages; it clears with its
+    /// hysteresis.
+    Floor(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SeqAlarm {
+    id: u64,
+    kind: AlarmKind,
+    acknowledged: bool,
+    source: Source,
 }
 
 /// The sequential detector on every SSEP trace (cortical, subcortical, peripheral); MEP and BAEP traces are
 /// left to the block detector. See [`crate::sequential`] for the method.
+///
+/// With [`DetectorSettings::block_floor`] (the default) it is a combined Shewhart–CUSUM scheme (Lucas 1982,
+/// *J. Quality Technology* 14:51): the same trace's block averages are also scored under the standard criteria
+/// (the [`BlockDetector`]'s rule, confirmation and hysteresis), and a confirmed breach raises the sequential
+/// alarm if the CUSUM has not already. The CUSUM is tuned to the design change and is slow on changes unlike it
+/// (smaller drops, a noise-level swing it cannot tell from its calibration), and it is blind while it learns
+/// its template; the floor keeps it from ever being later than the standard method on the same averages.
+/// Every alarm's message says which part raised it.
 #[derive(Debug, Clone)]
 pub struct SequentialBank {
     settings: DetectorSettings,
@@ -414,14 +442,16 @@ impl SequentialBank {
             };
             // An insensitive trace raises nothing but still tracks its slow amplitude: good enough for a
             // peripheral control (the median of them), too noisy to count a cortical trace as changed.
-            let usable = s.det.is_monitoring() || (s.det.is_insensitive() && meta.role == Role::Peripheral);
+            let usable = s.det.is_monitoring()
+                || s.alarm.is_some()
+                || (s.det.is_insensitive() && meta.role == Role::Peripheral);
             if !usable {
                 continue;
             }
             // Strict on purpose: calling a focal injury systemic is the dangerous mistake. On the suite, with
             // "≤ 90% or evidence past half the threshold", noisy tibial traces made 3 of 24 focal drops look
             // global.
-            let changed = s.det.is_active() || s.det.amplitude_slow() <= 0.85;
+            let changed = s.det.is_active() || s.alarm.is_some() || s.det.amplitude_slow() <= 0.85;
             match meta.role {
                 // As ratios for the shared rule: changed → 0, unchanged → 1.
                 Role::Cortical => cortical.push(if changed { 0.0 } else { 1.0 }),
@@ -468,6 +498,7 @@ impl ChangeDetector for SequentialBank {
             alarm: None,
             sweeps: 0,
             first_s: 0.0,
+            floor: BlockTrace::default(),
         });
     }
 
@@ -500,7 +531,10 @@ impl ChangeDetector for SequentialBank {
             );
         }
         let Some(o) = outcome else { return };
+        let floor_alarm = s.alarm.is_some_and(|a| matches!(a.source, Source::Floor(_)));
         match o.decision {
+            // The trace is already in alarm by the standard criterion: that alarm stands.
+            Some(Decision::Raised) if floor_alarm => {}
             Some(Decision::Raised) => {
                 let (kind, what) = match o.label {
                     Some(ChangeLabel::Latency { shift_ms, ratio }) => (
@@ -529,7 +563,12 @@ impl ChangeDetector for SequentialBank {
                 let systemic = role == Role::Cortical && (self.systemic(cx) || cx.block_systemic());
                 let id = cx.new_alarm_id();
                 if let Some(Some(s)) = self.traces.get_mut(trace) {
-                    s.alarm = Some((id, kind, false));
+                    s.alarm = Some(SeqAlarm {
+                        id,
+                        kind,
+                        acknowledged: false,
+                        source: Source::Cusum,
+                    });
                 }
                 let mut ev = alarm(
                     stream_s,
@@ -549,10 +588,10 @@ impl ChangeDetector for SequentialBank {
             }
             Some(Decision::Cleared) => {
                 let taken = match self.traces.get_mut(trace) {
-                    Some(Some(s)) => s.alarm.take(),
+                    Some(Some(s)) if !floor_alarm => s.alarm.take(),
                     _ => None,
                 };
-                if let Some((id, kind, _)) = taken {
+                if let Some(SeqAlarm { id, kind, .. }) = taken {
                     let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
                     let mut ev = alarm(
                         stream_s,
@@ -572,6 +611,85 @@ impl ChangeDetector for SequentialBank {
         }
     }
 
+    fn on_average_suspended(&mut self, trace: usize) {
+        if let Some(Some(s)) = self.traces.get_mut(trace) {
+            s.floor.void_counts(true);
+        }
+    }
+
+    /// The floor: the standard criteria on this trace's block average (see the type's documentation).
+    fn on_average(&mut self, a: &AverageInput, cmp: &Comparison, cx: &mut DetectorContext<'_>) {
+        if !self.settings.block_floor || !matches!(self.traces.get(a.trace), Some(Some(_))) {
+            return;
+        }
+        let Some(meta) = cx.meta(a.trace) else { return };
+        let (name, role, criteria) = (meta.name.clone(), meta.role, meta.criteria.clone());
+        // Decided before the trace is borrowed; only used if this average raises.
+        let systemic = role == Role::Cortical && (self.systemic(cx) || cx.block_systemic());
+        let Some(Some(s)) = self.traces.get_mut(a.trace) else {
+            return;
+        };
+        let steps = s.floor.step(a, cmp, &criteria);
+        for (i, (kind, step, value, threshold)) in steps.into_iter().enumerate() {
+            match step {
+                Step::Clear(_) => {
+                    if let Some(now) = s.alarm
+                        && now.source == Source::Floor(i)
+                    {
+                        s.alarm = None;
+                        let mut ev = alarm(
+                            a.stream_s,
+                            now.id,
+                            &name,
+                            kind,
+                            AlarmState::Cleared,
+                            value,
+                            threshold,
+                            false,
+                        );
+                        ev.detector = "sequential".to_owned();
+                        cx.emit(Event::Alarm(ev));
+                    }
+                }
+                // Met; it gets an alarm of its own below if the trace has none.
+                Step::Raise => s.floor.activate(i, 0),
+                Step::Stay => {}
+            }
+        }
+        // A criterion met while the trace has no alarm (just confirmed, or still met when the alarm that hid it
+        // cleared) raises one.
+        if s.alarm.is_some() {
+            return;
+        }
+        let Some(i) = (0..steps.len()).find(|&i| s.floor.criterion(i).active.is_some()) else {
+            return;
+        };
+        let (kind, _, value, threshold) = steps[i];
+        let id = cx.new_alarm_id();
+        s.floor.activate(i, id);
+        s.alarm = Some(SeqAlarm {
+            id,
+            kind,
+            acknowledged: false,
+            source: Source::Floor(i),
+        });
+        let mut ev = alarm(
+            a.stream_s,
+            id,
+            &name,
+            kind,
+            AlarmState::Raised,
+            value,
+            threshold,
+            systemic,
+        );
+        ev.detector = "sequential".to_owned();
+        ev.message.push_str(
+            " — standard criterion confirmed on the block averages (ahead of the sequential evidence)",
+        );
+        cx.emit(Event::Alarm(ev));
+    }
+
     fn on_baseline(
         &mut self,
         trace: usize,
@@ -583,11 +701,14 @@ impl ChangeDetector for SequentialBank {
         let Some(Some(s)) = self.traces.get_mut(trace) else {
             return;
         };
+        // As the block detector: a new baseline voids pending confirmations.
+        s.floor.void_counts(false);
         if origin == BaselineOrigin::User {
-            // Re-baseline: a new template from the next sweeps; an active alarm is over.
+            // Re-baseline: a new template from the next sweeps; an active alarm is over, and so is the floor's.
             s.det.restart();
             s.sweeps = 0;
-            if let Some((id, kind, _)) = s.alarm.take() {
+            s.floor = BlockTrace::default();
+            if let Some(SeqAlarm { id, kind, .. }) = s.alarm.take() {
                 let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
                 let mut ev = alarm(stream_s, id, &name, kind, AlarmState::Cleared, None, None, false);
                 ev.detector = "sequential".to_owned();
@@ -601,13 +722,13 @@ impl ChangeDetector for SequentialBank {
     fn acknowledge(&mut self, id: u64, stream_s: f64, cx: &mut DetectorContext<'_>) -> bool {
         for (t, s) in self.traces.iter_mut().enumerate() {
             let Some(s) = s else { continue };
-            if let Some((aid, kind, acked)) = s.alarm.as_mut()
-                && *aid == id
-                && !*acked
+            if let Some(a) = s.alarm.as_mut()
+                && a.id == id
+                && !a.acknowledged
             {
-                *acked = true;
+                a.acknowledged = true;
                 let name = cx.meta(t).map(|m| m.name.clone()).unwrap_or_default();
-                let mut ev = acknowledged(stream_s, id, &name, *kind);
+                let mut ev = acknowledged(stream_s, id, &name, a.kind);
                 ev.detector = "sequential".to_owned();
                 cx.emit(Event::Alarm(ev));
                 return true;

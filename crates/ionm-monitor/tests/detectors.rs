@@ -227,3 +227,114 @@ fn focal_and_global_drops_are_told_apart() {
         }
     }
 }
+
+/// The combined scheme: with `block_floor` the sequential detector raises its own alarm when the standard
+/// criterion is confirmed on the block averages (here before it has even learnt its template), clears it with
+/// the criterion's hysteresis; without it, the same averages raise nothing.
+#[test]
+fn the_block_floor_raises_on_a_confirmed_standard_criterion_and_clears_with_it() {
+    for floor in [true, false] {
+        let settings = DetectorSettings {
+            block_floor: floor,
+            ..settings()
+        };
+        let mut m = Monitor::with_detectors(
+            vec![meta("Cz L", 0, Role::Cortical)],
+            vec!["ch0".into()],
+            &settings,
+        );
+        m.set_sweep_timebase(0, LEN, 0.1);
+        let mut out = Vec::new();
+        let avg = |k: usize, amplitude_uv: f64| AverageInput {
+            trace: 0,
+            stream_s: 40.0 * k as f64,
+            sweeps: 200,
+            amplitude_uv: Some(amplitude_uv),
+            latency_ms: Some(40.0),
+            fsp: Some(5.0),
+            residual_noise_uv: Some(0.1),
+        };
+        m.request_baseline(Some(0));
+        m.on_average(&avg(1, 2.0), || None, &mut out);
+        // One average at 40% is not confirmed; the second is (SSEP: 2 confirmations).
+        m.on_average(&avg(2, 0.8), || None, &mut out);
+        assert!(raised(&out).is_empty(), "{out:?}");
+        m.on_average(&avg(3, 0.8), || None, &mut out);
+        let alarms: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Alarm(a) if a.class == AlarmClass::Clinical => Some(a.clone()),
+                _ => None,
+            })
+            .collect();
+        if !floor {
+            assert!(alarms.is_empty(), "{alarms:?}");
+            continue;
+        }
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        let a = &alarms[0];
+        assert_eq!(
+            (a.detector.as_str(), a.kind, a.state),
+            ("sequential", AlarmKind::AmplitudeDrop, AlarmState::Raised)
+        );
+        assert!(a.message.contains("standard criterion"), "{}", a.message);
+        assert_eq!(a.value, Some(0.4));
+        // Back to baseline: cleared after two recovered averages, same id.
+        out.clear();
+        m.on_average(&avg(4, 2.0), || None, &mut out);
+        assert!(out.iter().all(|e| !matches!(e, Event::Alarm(_))), "{out:?}");
+        m.on_average(&avg(5, 2.0), || None, &mut out);
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, Event::Alarm(c) if c.id == a.id && c.state == AlarmState::Cleared)),
+            "{out:?}"
+        );
+    }
+}
+
+/// Two standard criteria met at once: the trace carries one sequential alarm (the first); when that criterion
+/// recovers while the other still holds, the other raises its own alarm rather than going unannounced.
+#[test]
+fn the_block_floor_hands_over_to_a_criterion_still_met() {
+    let mut m = Monitor::with_detectors(
+        vec![meta("Cz L", 0, Role::Cortical)],
+        vec!["ch0".into()],
+        &settings(),
+    );
+    m.set_sweep_timebase(0, LEN, 0.1);
+    let mut out = Vec::new();
+    let avg = |k: usize, amplitude_uv: f64, latency_ms: f64| AverageInput {
+        trace: 0,
+        stream_s: 40.0 * k as f64,
+        sweeps: 200,
+        amplitude_uv: Some(amplitude_uv),
+        latency_ms: Some(latency_ms),
+        fsp: Some(5.0),
+        residual_noise_uv: Some(0.1),
+    };
+    m.request_baseline(Some(0));
+    m.on_average(&avg(1, 2.0, 40.0), || None, &mut out);
+    for k in 2..4 {
+        m.on_average(&avg(k, 0.8, 46.0), || None, &mut out);
+    }
+    let states = |out: &[Event]| -> Vec<(AlarmKind, AlarmState)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::Alarm(a) if a.class == AlarmClass::Clinical => Some((a.kind, a.state)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(states(&out), [(AlarmKind::AmplitudeDrop, AlarmState::Raised)]);
+    out.clear();
+    for k in 4..6 {
+        m.on_average(&avg(k, 2.0, 46.0), || None, &mut out);
+    }
+    assert_eq!(
+        states(&out),
+        [
+            (AlarmKind::AmplitudeDrop, AlarmState::Cleared),
+            (AlarmKind::LatencyIncrease, AlarmState::Raised)
+        ]
+    );
+}
