@@ -89,7 +89,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub suite_cases: Vec<String>,
     /// Suite: the sequential detector's false-alarm target, hours per false alarm for a whole case (the
-    /// protocol's `[sequential] false_alarm_hours`; default: the built-in protocol's, 8).
+    /// protocol's `[sequential] false_alarm_hours`; default: the built-in protocol's, 80).
     #[arg(long, value_name = "HOURS")]
     pub suite_false_alarm_hours: Option<f64>,
     /// Suite: the sequential detector without its block floor (the CUSUM alone; the protocol's

@@ -26,12 +26,13 @@ pub struct DetectorSettings {
 }
 
 impl Default for DetectorSettings {
-    /// The block detector only; sequential settings: 8 h, 50%, 10%, 200 + 800 sweeps, with the block floor.
+    /// The block detector only; sequential settings: one false alarm per 80 h, 50%, 10%, 200 + 800 sweeps, with the
+    /// block floor.
     fn default() -> Self {
         Self {
             block: true,
             sequential: false,
-            false_alarm_hours: 8.0,
+            false_alarm_hours: 80.0,
             design_drop: 0.5,
             design_latency: 0.10,
             template_sweeps: 200,
