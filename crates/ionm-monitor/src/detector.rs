@@ -467,6 +467,23 @@ impl SequentialBank {
     }
 }
 
+/// An alarm event of the sequential detector ([`alarm`] with `detector: "sequential"`).
+#[allow(clippy::too_many_arguments)]
+fn seq_alarm(
+    stream_s: f64,
+    id: u64,
+    trace: &str,
+    kind: AlarmKind,
+    state: AlarmState,
+    value: Option<f64>,
+    threshold: Option<f64>,
+    systemic: bool,
+) -> ionm_core::events::AlarmEvent {
+    let mut ev = alarm(stream_s, id, trace, kind, state, value, threshold, systemic);
+    ev.detector = "sequential".to_owned();
+    ev
+}
+
 impl ChangeDetector for SequentialBank {
     fn name(&self) -> &'static str {
         "sequential"
@@ -570,7 +587,7 @@ impl ChangeDetector for SequentialBank {
                         source: Source::Cusum,
                     });
                 }
-                let mut ev = alarm(
+                let mut ev = seq_alarm(
                     stream_s,
                     id,
                     &name,
@@ -580,7 +597,6 @@ impl ChangeDetector for SequentialBank {
                     Some(threshold),
                     systemic,
                 );
-                ev.detector = "sequential".to_owned();
                 ev.message.push_str(&format!(
                     " — sequential evidence {value:.1} ≥ {threshold:.1}; {what}"
                 ));
@@ -593,7 +609,7 @@ impl ChangeDetector for SequentialBank {
                 };
                 if let Some(SeqAlarm { id, kind, .. }) = taken {
                     let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
-                    let mut ev = alarm(
+                    let ev = seq_alarm(
                         stream_s,
                         id,
                         &name,
@@ -603,7 +619,6 @@ impl ChangeDetector for SequentialBank {
                         Some(o.threshold),
                         false,
                     );
-                    ev.detector = "sequential".to_owned();
                     cx.emit(Event::Alarm(ev));
                 }
             }
@@ -637,7 +652,7 @@ impl ChangeDetector for SequentialBank {
                         && now.source == Source::Floor(i)
                     {
                         s.alarm = None;
-                        let mut ev = alarm(
+                        let ev = seq_alarm(
                             a.stream_s,
                             now.id,
                             &name,
@@ -647,7 +662,6 @@ impl ChangeDetector for SequentialBank {
                             threshold,
                             false,
                         );
-                        ev.detector = "sequential".to_owned();
                         cx.emit(Event::Alarm(ev));
                     }
                 }
@@ -673,7 +687,7 @@ impl ChangeDetector for SequentialBank {
             acknowledged: false,
             source: Source::Floor(i),
         });
-        let mut ev = alarm(
+        let mut ev = seq_alarm(
             a.stream_s,
             id,
             &name,
@@ -683,7 +697,6 @@ impl ChangeDetector for SequentialBank {
             threshold,
             systemic,
         );
-        ev.detector = "sequential".to_owned();
         ev.message.push_str(
             " — standard criterion confirmed on the block averages (ahead of the sequential evidence)",
         );
@@ -710,8 +723,7 @@ impl ChangeDetector for SequentialBank {
             s.floor = BlockTrace::default();
             if let Some(SeqAlarm { id, kind, .. }) = s.alarm.take() {
                 let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
-                let mut ev = alarm(stream_s, id, &name, kind, AlarmState::Cleared, None, None, false);
-                ev.detector = "sequential".to_owned();
+                let mut ev = seq_alarm(stream_s, id, &name, kind, AlarmState::Cleared, None, None, false);
                 ev.message.push_str(" (re-baseline)");
                 cx.emit(Event::Alarm(ev));
             }
