@@ -575,9 +575,11 @@ impl ChangeDetector for SequentialBank {
                 } else {
                     (o.evidence, o.threshold)
                 };
-                // Its own amplitude estimates, or the block averages' verdict (independent, slower evidence
-                // of the same global pattern).
-                let systemic = role == Role::Cortical && (self.systemic(cx) || cx.block_systemic());
+                // From its own slow amplitude estimates only. The block averages' verdict was OR-ed in before;
+                // it judges single 200-sweep averages regardless of their noise, and on a held-out seed two
+                // unaffected cortical traces at 0.64 and 0.74 of baseline by noise made a focal P37 drop look
+                // systemic — the dangerous mistake.
+                let systemic = role == Role::Cortical && self.systemic(cx);
                 let id = cx.new_alarm_id();
                 if let Some(Some(s)) = self.traces.get_mut(trace) {
                     s.alarm = Some(SeqAlarm {
@@ -639,8 +641,9 @@ impl ChangeDetector for SequentialBank {
         }
         let Some(meta) = cx.meta(a.trace) else { return };
         let (name, role, criteria) = (meta.name.clone(), meta.role, meta.criteria.clone());
-        // Decided before the trace is borrowed; only used if this average raises.
-        let systemic = role == Role::Cortical && (self.systemic(cx) || cx.block_systemic());
+        // Decided before the trace is borrowed (the same rule as for the CUSUM's alarms); only used if this
+        // average raises.
+        let systemic = role == Role::Cortical && self.systemic(cx);
         let Some(Some(s)) = self.traces.get_mut(a.trace) else {
             return;
         };
