@@ -36,6 +36,13 @@ fn options() -> DemoOptions {
     }
 }
 
+/// The whole dashboard in a `width` × `height` window.
+fn harness(app: DashboardApp, width: f32, height: f32) -> Harness<'static, DashboardApp> {
+    Harness::builder()
+        .with_size(egui::vec2(width, height))
+        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app)
+}
+
 struct Fixture {
     h: Harness<'static, DashboardApp>,
     clock: ManualClock,
@@ -65,9 +72,7 @@ impl Fixture {
             ..DashboardConfig::default()
         };
         let app = DashboardApp::with_config(Box::new(src), clock.shared(), config);
-        let h = Harness::builder()
-            .with_size(egui::vec2(1600.0, 1000.0))
-            .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
+        let h = harness(app, 1600.0, 1000.0);
         Self { h, clock, log }
     }
 
@@ -445,9 +450,7 @@ impl DashboardSource for HostileSource {
 fn every_view_survives_hostile_data_in_both_themes() {
     let clock = ManualClock::new(0.0);
     let app = DashboardApp::new(Box::new(HostileSource { sent: false }), clock.shared());
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 900.0))
-        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
+    let mut h = harness(app, 1280.0, 900.0);
     h.run();
     assert_eq!(h.state().model().traces().len(), 6);
     assert!(
@@ -491,9 +494,7 @@ fn with_evidence(evidence: ionm_core::events::EvidenceValue) -> Harness<'static,
     let clock = ManualClock::new(0.0);
     let src = ScriptedSource::from_demo(case, clock.shared()).starting_at(41.0);
     let app = DashboardApp::with_config(Box::new(src), clock.shared(), DashboardConfig::default());
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1000.0))
-        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
+    let mut h = harness(app, 1600.0, 1000.0);
     h.run();
     h
 }
@@ -571,9 +572,7 @@ fn push_harness(status: SourceStatus) -> (Harness<'static, DashboardApp>, Arc<st
     }));
     let clock = ManualClock::new(0.0);
     let app = DashboardApp::new(Box::new(PushSource(Arc::clone(&shared))), clock.shared());
-    let h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1000.0))
-        .build_ui_state(|ui, app: &mut DashboardApp| app.dashboard_ui(ui), app);
+    let h = harness(app, 1600.0, 1000.0);
     (h, shared)
 }
 

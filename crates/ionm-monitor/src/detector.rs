@@ -16,7 +16,7 @@
 use crate::sequential::{ChangeLabel, Decision, SequentialConfig, SequentialDetector};
 use crate::{AverageInput, Role, TraceMeta, TraceState, acknowledged, alarm};
 pub use ionm_core::DetectorSettings;
-use ionm_core::events::{AlarmKind, AlarmState, BaselineOrigin, Event, EvidenceValue};
+use ionm_core::events::{AlarmEvent, AlarmKind, AlarmState, BaselineOrigin, Event, EvidenceValue};
 
 /// How one average compares with its trace's baseline (computed once by the monitor).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -467,19 +467,8 @@ impl SequentialBank {
     }
 }
 
-/// An alarm event of the sequential detector ([`alarm`] with `detector: "sequential"`).
-#[allow(clippy::too_many_arguments)]
-fn seq_alarm(
-    stream_s: f64,
-    id: u64,
-    trace: &str,
-    kind: AlarmKind,
-    state: AlarmState,
-    value: Option<f64>,
-    threshold: Option<f64>,
-    systemic: bool,
-) -> ionm_core::events::AlarmEvent {
-    let mut ev = alarm(stream_s, id, trace, kind, state, value, threshold, systemic);
+/// `ev` as the sequential detector's (`detector: "sequential"`).
+fn by_sequential(mut ev: AlarmEvent) -> AlarmEvent {
     ev.detector = "sequential".to_owned();
     ev
 }
@@ -589,7 +578,7 @@ impl ChangeDetector for SequentialBank {
                         source: Source::Cusum,
                     });
                 }
-                let mut ev = seq_alarm(
+                let mut ev = by_sequential(alarm(
                     stream_s,
                     id,
                     &name,
@@ -598,7 +587,7 @@ impl ChangeDetector for SequentialBank {
                     Some(value),
                     Some(threshold),
                     systemic,
-                );
+                ));
                 ev.message.push_str(&format!(
                     " — sequential evidence {value:.1} ≥ {threshold:.1}; {what}"
                 ));
@@ -611,7 +600,7 @@ impl ChangeDetector for SequentialBank {
                 };
                 if let Some(SeqAlarm { id, kind, .. }) = taken {
                     let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
-                    let ev = seq_alarm(
+                    let ev = by_sequential(alarm(
                         stream_s,
                         id,
                         &name,
@@ -620,7 +609,7 @@ impl ChangeDetector for SequentialBank {
                         Some(o.evidence),
                         Some(o.threshold),
                         false,
-                    );
+                    ));
                     cx.emit(Event::Alarm(ev));
                 }
             }
@@ -655,7 +644,7 @@ impl ChangeDetector for SequentialBank {
                         && now.source == Source::Floor(i)
                     {
                         s.alarm = None;
-                        let ev = seq_alarm(
+                        let ev = by_sequential(alarm(
                             a.stream_s,
                             now.id,
                             &name,
@@ -664,7 +653,7 @@ impl ChangeDetector for SequentialBank {
                             value,
                             threshold,
                             false,
-                        );
+                        ));
                         cx.emit(Event::Alarm(ev));
                     }
                 }
@@ -690,7 +679,7 @@ impl ChangeDetector for SequentialBank {
             acknowledged: false,
             source: Source::Floor(i),
         });
-        let mut ev = seq_alarm(
+        let mut ev = by_sequential(alarm(
             a.stream_s,
             id,
             &name,
@@ -699,7 +688,7 @@ impl ChangeDetector for SequentialBank {
             value,
             threshold,
             systemic,
-        );
+        ));
         ev.message.push_str(
             " — standard criterion confirmed on the block averages (ahead of the sequential evidence)",
         );
@@ -726,7 +715,16 @@ impl ChangeDetector for SequentialBank {
             s.floor = BlockTrace::default();
             if let Some(SeqAlarm { id, kind, .. }) = s.alarm.take() {
                 let name = cx.meta(trace).map(|m| m.name.clone()).unwrap_or_default();
-                let mut ev = seq_alarm(stream_s, id, &name, kind, AlarmState::Cleared, None, None, false);
+                let mut ev = by_sequential(alarm(
+                    stream_s,
+                    id,
+                    &name,
+                    kind,
+                    AlarmState::Cleared,
+                    None,
+                    None,
+                    false,
+                ));
                 ev.message.push_str(" (re-baseline)");
                 cx.emit(Event::Alarm(ev));
             }
@@ -743,9 +741,9 @@ impl ChangeDetector for SequentialBank {
             {
                 a.acknowledged = true;
                 let name = cx.meta(t).map(|m| m.name.clone()).unwrap_or_default();
-                let mut ev = acknowledged(stream_s, id, &name, a.kind);
-                ev.detector = "sequential".to_owned();
-                cx.emit(Event::Alarm(ev));
+                cx.emit(Event::Alarm(by_sequential(acknowledged(
+                    stream_s, id, &name, a.kind,
+                ))));
                 return true;
             }
         }

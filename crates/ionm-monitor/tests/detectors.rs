@@ -68,6 +68,30 @@ fn feed(
     }
 }
 
+/// A monitor with one cortical trace ("Cz L") on channel 0 whose sweeps are `LEN` samples long.
+fn one_cortical_trace(settings: &DetectorSettings) -> Monitor {
+    let mut m = Monitor::with_detectors(
+        vec![meta("Cz L", 0, Role::Cortical)],
+        vec!["ch0".into()],
+        settings,
+    );
+    m.set_sweep_timebase(0, LEN, 0.1);
+    m
+}
+
+/// The `k`-th 200-sweep average of trace 0 (every 40 s), well above its residual noise (0.1 µV).
+fn block_average(k: usize, amplitude_uv: f64, latency_ms: f64) -> AverageInput {
+    AverageInput {
+        trace: 0,
+        stream_s: 40.0 * k as f64,
+        sweeps: 200,
+        amplitude_uv: Some(amplitude_uv),
+        latency_ms: Some(latency_ms),
+        fsp: Some(5.0),
+        residual_noise_uv: Some(0.1),
+    }
+}
+
 fn raised(ev: &[Event]) -> Vec<(String, AlarmKind, bool)> {
     ev.iter()
         .filter_map(|e| match e {
@@ -81,12 +105,7 @@ fn raised(ev: &[Event]) -> Vec<(String, AlarmKind, bool)> {
 
 #[test]
 fn suspended_by_a_technical_alarm_and_restarted_by_a_rebaseline() {
-    let mut m = Monitor::with_detectors(
-        vec![meta("Cz L", 0, Role::Cortical)],
-        vec!["ch0".into()],
-        &settings(),
-    );
-    m.set_sweep_timebase(0, LEN, 0.1);
+    let mut m = one_cortical_trace(&settings());
     assert_eq!(m.detector_names(), vec!["sequential"]);
     let (mut rng, mut t, mut out) = (Rng::new(3), 0.0, Vec::new());
     feed(&mut m, &mut rng, 1, &mut t, 500, |_, _| 1.0, 40.0, &mut out);
@@ -238,22 +257,9 @@ fn the_block_floor_raises_on_a_confirmed_standard_criterion_and_clears_with_it()
             block_floor: floor,
             ..settings()
         };
-        let mut m = Monitor::with_detectors(
-            vec![meta("Cz L", 0, Role::Cortical)],
-            vec!["ch0".into()],
-            &settings,
-        );
-        m.set_sweep_timebase(0, LEN, 0.1);
+        let mut m = one_cortical_trace(&settings);
         let mut out = Vec::new();
-        let avg = |k: usize, amplitude_uv: f64| AverageInput {
-            trace: 0,
-            stream_s: 40.0 * k as f64,
-            sweeps: 200,
-            amplitude_uv: Some(amplitude_uv),
-            latency_ms: Some(40.0),
-            fsp: Some(5.0),
-            residual_noise_uv: Some(0.1),
-        };
+        let avg = |k: usize, amplitude_uv: f64| block_average(k, amplitude_uv, 40.0);
         m.request_baseline(Some(0));
         m.on_average(&avg(1, 2.0), || None, &mut out);
         // One average at 40% is not confirmed; the second is (SSEP: 2 confirmations).
@@ -296,26 +302,12 @@ fn the_block_floor_raises_on_a_confirmed_standard_criterion_and_clears_with_it()
 /// recovers while the other still holds, the other raises its own alarm rather than going unannounced.
 #[test]
 fn the_block_floor_hands_over_to_a_criterion_still_met() {
-    let mut m = Monitor::with_detectors(
-        vec![meta("Cz L", 0, Role::Cortical)],
-        vec!["ch0".into()],
-        &settings(),
-    );
-    m.set_sweep_timebase(0, LEN, 0.1);
+    let mut m = one_cortical_trace(&settings());
     let mut out = Vec::new();
-    let avg = |k: usize, amplitude_uv: f64, latency_ms: f64| AverageInput {
-        trace: 0,
-        stream_s: 40.0 * k as f64,
-        sweeps: 200,
-        amplitude_uv: Some(amplitude_uv),
-        latency_ms: Some(latency_ms),
-        fsp: Some(5.0),
-        residual_noise_uv: Some(0.1),
-    };
     m.request_baseline(Some(0));
-    m.on_average(&avg(1, 2.0, 40.0), || None, &mut out);
+    m.on_average(&block_average(1, 2.0, 40.0), || None, &mut out);
     for k in 2..4 {
-        m.on_average(&avg(k, 0.8, 46.0), || None, &mut out);
+        m.on_average(&block_average(k, 0.8, 46.0), || None, &mut out);
     }
     let states = |out: &[Event]| -> Vec<(AlarmKind, AlarmState)> {
         out.iter()
@@ -328,7 +320,7 @@ fn the_block_floor_hands_over_to_a_criterion_still_met() {
     assert_eq!(states(&out), [(AlarmKind::AmplitudeDrop, AlarmState::Raised)]);
     out.clear();
     for k in 4..6 {
-        m.on_average(&avg(k, 2.0, 46.0), || None, &mut out);
+        m.on_average(&block_average(k, 2.0, 46.0), || None, &mut out);
     }
     assert_eq!(
         states(&out),
