@@ -254,7 +254,7 @@ impl<R: Read + Seek> EdfReader<R> {
         for r in records {
             let at = self.record_offset(r) + self.offsets[signal] as u64;
             self.read_at(at, len, false, &mut scratch)?;
-            out.extend(scratch.chunks_exact(bps).map(|b| format.decode(b)));
+            format.decode_append(&scratch, out);
         }
         Ok(())
     }
@@ -493,7 +493,7 @@ impl<'a> Record<'a> {
 
     /// Appends the digital samples of one signal to `out`.
     pub fn digital_into(&self, signal: usize, out: &mut Vec<i32>) -> Result<()> {
-        out.extend(self.digital(signal)?);
+        self.header.format.decode_append(self.signal_bytes(signal)?, out);
         Ok(())
     }
 

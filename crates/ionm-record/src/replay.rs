@@ -769,10 +769,9 @@ impl<R: Read + Seek> ReplaySource<R> {
         let record = self.reader.read_record(r)?;
         for (sel, chan) in self.selected.iter().zip(self.chans.iter_mut()) {
             chan.clear();
-            let it = record.digital(sel.signal)?;
             match &sel.conv {
-                Conv::Raw => chan.extend(it),
-                Conv::Physical { sig, scale, lo, hi } => chan.extend(it.map(|d| {
+                Conv::Raw => record.digital_into(sel.signal, chan)?,
+                Conv::Physical { sig, scale, lo, hi } => chan.extend(record.digital(sel.signal)?.map(|d| {
                     let v = (sig.to_physical(d) * scale).round();
                     v.clamp(f64::from(*lo), f64::from(*hi)) as i32
                 })),
@@ -780,7 +779,7 @@ impl<R: Read + Seek> ReplaySource<R> {
         }
         self.trig.clear();
         if let Some(t) = self.trigger {
-            self.trig.extend(record.digital(t)?);
+            record.digital_into(t, &mut self.trig)?;
         }
         self.cur = Some(Cursor { first, pos: 0 });
         Ok(())
@@ -892,10 +891,12 @@ impl<R: Read + Seek> ReplaySource<R> {
         let mut block = SampleBlock::empty();
         let chans = &self.chans;
         // n × nch ≤ MAX_BLOCK_VALUES and nch ≥ 1, so the block fits.
+        // Channel by channel (strided writes, contiguous reads): the interleaving is one pass over each
+        // channel's samples without per-sample bounds checks on the channel lists.
         let _ = block.fill(i, nch, n, |dst| {
-            for (s, inst) in dst.chunks_exact_mut(nch).enumerate() {
-                for (c, v) in inst.iter_mut().enumerate() {
-                    *v = chans[c][pos + s];
+            for (c, chan) in chans.iter().enumerate() {
+                for (v, &x) in dst[c..].iter_mut().step_by(nch).zip(&chan[pos..pos + n]) {
+                    *v = x;
                 }
             }
         });
