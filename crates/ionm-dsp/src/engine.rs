@@ -36,7 +36,7 @@
 
 use crate::average::{AverageStats, Averager};
 use crate::design::{DesignError, FilterSpec, design};
-use crate::filter::{FftWork, FirKernel, KernelError, StreamingFir};
+use crate::filter::{FftWork, FirKernel, KernelError, PairSide, StreamingFir, push_pair_lazy};
 use crate::measure::{MeasureSpec, Measurement, Reference, Timebase, measure};
 use crate::protocol::{BlankingSpec, ChannelRef, ChannelSpec, Modality, Protocol, RejectSpec, Site};
 use ionm_core::{
@@ -400,6 +400,9 @@ pub struct Engine {
     session: u32,
     devch: Vec<DevChannel>,
     streams: Vec<Stream>,
+    /// The streams as they are filtered: two that share a kernel go through one complex FFT
+    /// ([`push_pair_lazy`]), the rest alone.
+    units: Vec<(usize, Option<usize>)>,
     traces: Vec<Trace>,
     work: FftWork,
     ring_mask: u64,
@@ -463,6 +466,7 @@ impl Engine {
             return Err(SetupError::ChannelCount(nc));
         }
         let mut planner = RealFftPlanner::<f32>::new();
+        let mut complex_planner = rustfft::FftPlanner::<f32>::new();
         let mut kernels: Vec<(FilterSpec, Arc<FirKernel>)> = Vec::new();
         let mut devch: Vec<DevChannel> = Vec::new();
         let mut streams: Vec<Stream> = Vec::new();
@@ -492,7 +496,9 @@ impl Engine {
                         line: ch.line,
                         source,
                     })?;
-                    let k = Arc::new(FirKernel::new(&d, options.fft_len, &mut planner)?);
+                    let mut k = FirKernel::new(&d, options.fft_len, &mut planner)?;
+                    k.enable_pairs(&mut complex_planner);
+                    let k = Arc::new(k);
                     work.reserve(&k);
                     kernels.push((ch.filter, k.clone()));
                     k
@@ -629,6 +635,21 @@ impl Engine {
         for s in &mut streams {
             s.out = vec![0.0; ring];
         }
+        // Streams that share a kernel go through the filters two by two (all streams get the same samples at
+        // the same time, and a pair is flushed together, so the two stay in step).
+        let mut units: Vec<(usize, Option<usize>)> = Vec::new();
+        let mut alone: Vec<usize> = Vec::new();
+        for (i, st) in streams.iter().enumerate() {
+            let partner = alone
+                .iter()
+                .position(|&j| Arc::ptr_eq(streams[j].fir.kernel(), st.fir.kernel()));
+            match partner {
+                Some(p) if st.fir.kernel().pairs_enabled() => units.push((alone.swap_remove(p), Some(i))),
+                _ => alone.push(i),
+            }
+        }
+        units.extend(alone.into_iter().map(|i| (i, None)));
+        units.sort_unstable();
         let blank_cap = 256;
         for (i, s) in streams.iter().enumerate() {
             tracing::debug!(
@@ -649,6 +670,7 @@ impl Engine {
             session: device.session_id,
             devch,
             streams,
+            units,
             traces,
             work,
             ring_mask: ring as u64 - 1,
@@ -848,13 +870,23 @@ impl Engine {
             // Same value as `(i64::from(v) − dc) as f32`: the f64 difference of two i32 is exact.
             let dc = f64::from(d.dc_ref);
             let (raw, staging, ch) = (&mut d.raw[..], &mut d.staging[..], d.index);
-            let (mut pr, mut ps) = (r0, s0);
-            for inst in values.chunks_exact(nc) {
-                let v = inst[ch];
-                raw[pr] = v;
-                staging[ps] = (f64::from(v) - dc) as f32 * gain;
-                pr = (pr + 1) & rm;
-                ps = (ps + 1) & sm;
+            // The channel's column of the block into the raw ring (strided reads), then the ring's new,
+            // contiguous run converted into staging: loops without wrap-around masks, which the compiler
+            // vectorises (the per-sample masks of both rings were most of the ingest's time).
+            let mut column = values[ch..].iter().step_by(nc);
+            let (a, b) = ring_runs_mut(raw, r0, count);
+            for dst in [a, b] {
+                for (r, v) in dst.iter_mut().zip(&mut column) {
+                    *r = *v;
+                }
+            }
+            let (a, b) = ring_runs_mut(raw, r0, count);
+            let mut new = a.iter().chain(b.iter());
+            let (sa, sb) = ring_runs_mut(staging, s0, count);
+            for dst in [sa, sb] {
+                for (s, v) in dst.iter_mut().zip(&mut new) {
+                    *s = (f64::from(*v) - dc) as f32 * gain;
+                }
             }
         }
         let first = (self.flags.len() - r0).min(count);
@@ -1051,90 +1083,112 @@ impl Engine {
     /// overlaps is not transformed: its ring positions are set to NaN, so that a sweep that would read them
     /// anyway (a stimulus later than its contract) is dropped as late instead of using stale data.
     fn run_filters(&mut self, op: FirOp, lazy: bool, sink: &mut impl DspSink) {
-        let mask = self.ring_mask;
-        let smask = self.stage_mask;
         let wants = sink.wants_filtered();
-        for si in 0..self.streams.len() {
-            if matches!(op, FirOp::Flush) && !wants && !self.flush_completes_a_sweep(si) {
-                // A partial block costs a whole FFT: transform it now only if that lets a sweep out.
+        for u in 0..self.units.len() {
+            let (a, b) = self.units[u];
+            // A pair is flushed together (if either needs it), so that its two streams stay in step.
+            if !(self.op_applies(op, wants, a) || b.is_some_and(|b| self.op_applies(op, wants, b))) {
                 continue;
             }
-            if matches!(op, FirOp::PreFlush)
-                && (wants || self.streams[si].fir.buffered() < PRE_FLUSH_MIN || !self.awaits_a_sweep(si))
-            {
-                continue;
-            }
-            let Stream {
-                fir,
-                out,
-                out_end,
-                dc_offset,
-                dev,
-                traces,
-                skippable,
-                ..
-            } = &mut self.streams[si];
-            let lazy = lazy && !wants && *skippable;
-            let from = *out_end;
-            let pos = std::cell::Cell::new(from);
-            let all = &self.traces;
-            let stats = &mut self.stats;
-            let mut needed = |n: usize| {
-                let (lo, hi) = (pos.get() as i64, (pos.get() + n as u64) as i64);
-                let yes = !lazy
-                    || traces.iter().any(|&t| {
-                        let tr = &all[t];
-                        tr.pending.iter().any(|(ev, _)| {
-                            let s = ev.sample_index as i64;
-                            s + tr.a < hi && s + tr.b > lo
-                        })
-                    });
-                if yes {
-                    stats.filter_blocks += 1;
-                } else {
-                    stats.filter_blocks_skipped += 1;
-                }
-                yes
-            };
-            let dc = *dc_offset;
-            let ring = std::cell::RefCell::new(out);
-            let mut emit = |y: &[f32]| {
-                let mut e = pos.get();
-                write_ring(&mut ring.borrow_mut()[..], &mut e, mask, y, dc);
-                pos.set(e);
-            };
-            let mut skip = |n: usize| {
-                let mut e = pos.get();
-                fill_ring(&mut ring.borrow_mut()[..], &mut e, mask, n, f32::NAN);
-                pos.set(e);
-            };
-            match op {
-                FirOp::Push(limit) => {
-                    let staging = &self.devch[*dev].staging;
-                    let mut i = self.released;
-                    while i < limit {
-                        let p = (i & smask) as usize;
-                        let n = ((limit - i) as usize).min(staging.len() - p);
-                        fir.push_lazy(
-                            &staging[p..p + n],
-                            &mut self.work,
-                            &mut needed,
-                            &mut emit,
-                            &mut skip,
-                        );
-                        i += n as u64;
+            let from = (self.streams[a].out_end, b.map(|b| self.streams[b].out_end));
+            match (b, op) {
+                (Some(b), FirOp::Push(limit)) => self.push_pair(a, b, limit, lazy && !wants),
+                _ => {
+                    self.run_stream(a, op, lazy && !wants);
+                    if let Some(b) = b {
+                        self.run_stream(b, op, lazy && !wants);
                     }
                 }
-                FirOp::Flush | FirOp::PreFlush => {
-                    fir.flush_lazy(&mut self.work, &mut needed, &mut emit, &mut skip)
-                }
-                FirOp::Finish => fir.finish_lazy(&mut self.work, &mut needed, &mut emit, &mut skip),
             }
-            *out_end = pos.get();
             if wants {
-                notify(sink, si, &self.streams[si], from, mask);
+                notify(sink, a, &self.streams[a], from.0, self.ring_mask);
+                if let (Some(b), Some(fb)) = (b, from.1) {
+                    notify(sink, b, &self.streams[b], fb, self.ring_mask);
+                }
             }
         }
+    }
+
+    /// Whether `op` is to run on stream `si` by itself (a flush only where it lets a sweep out).
+    fn op_applies(&self, op: FirOp, wants: bool, si: usize) -> bool {
+        match op {
+            FirOp::Push(_) | FirOp::Finish => true,
+            // A partial block costs a whole FFT: transform it now only if that lets a sweep out.
+            FirOp::Flush => wants || self.flush_completes_a_sweep(si),
+            FirOp::PreFlush => {
+                !wants && self.streams[si].fir.buffered() >= PRE_FLUSH_MIN && self.awaits_a_sweep(si)
+            }
+        }
+    }
+
+    /// Runs `op` on stream `si` alone.
+    fn run_stream(&mut self, si: usize, op: FirOp, lazy: bool) {
+        let (io, fir, dev) = StreamIo::split(&mut self.streams[si], lazy, self.ring_mask, &self.traces);
+        let (mut needed, mut emit, mut skip) = (|n| io.needed(n), |y: &[f32]| io.emit(y), |n| io.skip(n));
+        match op {
+            FirOp::Push(limit) => {
+                let staging = &self.devch[dev].staging;
+                let mut i = self.released;
+                while i < limit {
+                    let p = (i & self.stage_mask) as usize;
+                    let n = ((limit - i) as usize).min(staging.len() - p);
+                    fir.push_lazy(
+                        &staging[p..p + n],
+                        &mut self.work,
+                        &mut needed,
+                        &mut emit,
+                        &mut skip,
+                    );
+                    i += n as u64;
+                }
+            }
+            FirOp::Flush | FirOp::PreFlush => {
+                fir.flush_lazy(&mut self.work, &mut needed, &mut emit, &mut skip)
+            }
+            FirOp::Finish => fir.finish_lazy(&mut self.work, &mut needed, &mut emit, &mut skip),
+        }
+        io.finish(&mut self.stats);
+    }
+
+    /// Feeds the staged samples up to `limit` to the pair of streams `a` and `b`.
+    fn push_pair(&mut self, a: usize, b: usize, limit: u64, lazy: bool) {
+        let Ok([sa, sb]) = self.streams.get_disjoint_mut([a, b]) else {
+            // Not two distinct streams (cannot happen: the units are built from distinct indices).
+            self.run_stream(a, FirOp::Push(limit), lazy);
+            return;
+        };
+        let (io_a, fir_a, dev_a) = StreamIo::split(sa, lazy, self.ring_mask, &self.traces);
+        let (io_b, fir_b, dev_b) = StreamIo::split(sb, lazy, self.ring_mask, &self.traces);
+        let (mut need_a, mut emit_a, mut skip_a) =
+            (|n| io_a.needed(n), |y: &[f32]| io_a.emit(y), |n| io_a.skip(n));
+        let (mut need_b, mut emit_b, mut skip_b) =
+            (|n| io_b.needed(n), |y: &[f32]| io_b.emit(y), |n| io_b.skip(n));
+        let (xa, xb) = (&self.devch[dev_a].staging, &self.devch[dev_b].staging);
+        let mut i = self.released;
+        while i < limit {
+            let p = (i & self.stage_mask) as usize;
+            let n = ((limit - i) as usize).min(xa.len() - p);
+            push_pair_lazy(
+                PairSide {
+                    fir: &mut *fir_a,
+                    x: &xa[p..p + n],
+                    needed: &mut need_a,
+                    out: &mut emit_a,
+                    skipped: &mut skip_a,
+                },
+                PairSide {
+                    fir: &mut *fir_b,
+                    x: &xb[p..p + n],
+                    needed: &mut need_b,
+                    out: &mut emit_b,
+                    skipped: &mut skip_b,
+                },
+                &mut self.work,
+            );
+            i += n as u64;
+        }
+        io_a.finish(&mut self.stats);
+        io_b.finish(&mut self.stats);
     }
 
     /// Whether flushing stream `si` now would complete a pending sweep (its window end lies between the
@@ -1322,6 +1376,14 @@ fn hold_for(device: &DeviceInfo, pre_hold: u64, lag_hold: u64) -> u64 {
     }
 }
 
+/// The `count` slots from `start` of a ring (`count ≤` its length): the run up to the end, then the run from
+/// the beginning (empty if there is no wrap).
+fn ring_runs_mut<T>(ring: &mut [T], start: usize, count: usize) -> (&mut [T], &mut [T]) {
+    let first = (ring.len() - start).min(count);
+    let (lo, hi) = ring.split_at_mut(start);
+    (&mut hi[..first], &mut lo[..count - first])
+}
+
 fn write_ring(out: &mut [f32], out_end: &mut u64, mask: u64, y: &[f32], dc: f32) {
     let mut rest = y;
     while !rest.is_empty() {
@@ -1343,6 +1405,92 @@ fn fill_ring(out: &mut [f32], out_end: &mut u64, mask: u64, n: usize, v: f32) {
         out[pos..pos + k].fill(v);
         *out_end += k as u64;
         left -= k;
+    }
+}
+
+/// Where one stream's filter output goes while its filter runs: the ring (with the DC offset put back), NaN
+/// for blocks skipped, and whether a block is needed by a pending sweep (with `lazy`). Shared by the closures
+/// handed to the filter; the stream's `out_end` and the engine's block counts are updated by
+/// [`StreamIo::finish`].
+struct StreamIo<'a> {
+    out: std::cell::RefCell<&'a mut [f32]>,
+    out_end: &'a mut u64,
+    pos: std::cell::Cell<u64>,
+    mask: u64,
+    dc: f32,
+    lazy: bool,
+    traces: &'a [usize],
+    all: &'a [Trace],
+    blocks: std::cell::Cell<u64>,
+    skipped: std::cell::Cell<u64>,
+}
+
+impl<'a> StreamIo<'a> {
+    /// Splits `st` into its filter, its device channel and the output side.
+    fn split(
+        st: &'a mut Stream,
+        lazy: bool,
+        mask: u64,
+        all: &'a [Trace],
+    ) -> (Self, &'a mut StreamingFir, usize) {
+        let Stream {
+            fir,
+            out,
+            out_end,
+            dc_offset,
+            dev,
+            traces,
+            skippable,
+            ..
+        } = st;
+        let io = Self {
+            pos: std::cell::Cell::new(*out_end),
+            out: std::cell::RefCell::new(&mut out[..]),
+            out_end,
+            mask,
+            dc: *dc_offset,
+            lazy: lazy && *skippable,
+            traces,
+            all,
+            blocks: std::cell::Cell::new(0),
+            skipped: std::cell::Cell::new(0),
+        };
+        (io, fir, *dev)
+    }
+
+    /// Whether the next `n` outputs overlap a pending sweep's window (always, unless lazy).
+    fn needed(&self, n: usize) -> bool {
+        let (lo, hi) = (self.pos.get() as i64, (self.pos.get() + n as u64) as i64);
+        let yes = !self.lazy
+            || self.traces.iter().any(|&t| {
+                let tr = &self.all[t];
+                tr.pending.iter().any(|(ev, _)| {
+                    let s = ev.sample_index as i64;
+                    s + tr.a < hi && s + tr.b > lo
+                })
+            });
+        let count = if yes { &self.blocks } else { &self.skipped };
+        count.set(count.get() + 1);
+        yes
+    }
+
+    fn emit(&self, y: &[f32]) {
+        let mut e = self.pos.get();
+        write_ring(&mut self.out.borrow_mut()[..], &mut e, self.mask, y, self.dc);
+        self.pos.set(e);
+    }
+
+    fn skip(&self, n: usize) {
+        let mut e = self.pos.get();
+        fill_ring(&mut self.out.borrow_mut()[..], &mut e, self.mask, n, f32::NAN);
+        self.pos.set(e);
+    }
+
+    /// Moves the stream's output end and adds the block counts to `stats`.
+    fn finish(self, stats: &mut EngineStats) {
+        *self.out_end = self.pos.get();
+        stats.filter_blocks += self.blocks.get();
+        stats.filter_blocks_skipped += self.skipped.get();
     }
 }
 
