@@ -213,12 +213,17 @@ pub fn kaiser_window(n: usize, beta: f64) -> Vec<f64> {
     }
     let alpha = (n as f64 - 1.0) / 2.0;
     let denom = bessel_i0(beta);
-    (0..n)
+    let mut w: Vec<f64> = (0..n.div_ceil(2))
         .map(|i| {
             let r = (i as f64 - alpha) / alpha;
             bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / denom
         })
-        .collect()
+        .collect();
+    // Symmetric: point n − 1 − i has r of the same magnitude (i − α is exact for these integers and
+    // half-integers), so the mirrored half is bit-identical to computing it, at half the Bessel series.
+    let mirrored: Vec<f64> = w[..n / 2].iter().rev().copied().collect();
+    w.extend(mirrored);
+    w
 }
 
 fn sinc(x: f64) -> f64 {
@@ -228,9 +233,14 @@ fn sinc(x: f64) -> f64 {
 /// Windowed-sinc low-pass of `n` (odd) taps with unit DC gain (as `scipy.signal.firwin(n, cutoff_hz,
 /// window=("kaiser", beta), fs=fs)`).
 pub fn lowpass_taps(n: usize, cutoff_hz: f64, fs: f64, beta: f64) -> Vec<f64> {
+    windowed_lowpass(&kaiser_window(n, beta), cutoff_hz, fs)
+}
+
+/// [`lowpass_taps`] with the window already computed (its length is the number of taps).
+fn windowed_lowpass(win: &[f64], cutoff_hz: f64, fs: f64) -> Vec<f64> {
+    let n = win.len();
     let c = cutoff_hz / (0.5 * fs);
     let alpha = 0.5 * (n as f64 - 1.0);
-    let win = kaiser_window(n, beta);
     let mut h: Vec<f64> = (0..n)
         .map(|i| c * sinc(c * (i as f64 - alpha)) * win[i])
         .collect();
@@ -377,8 +387,20 @@ pub fn design(spec: &FilterSpec, fs: f64) -> Result<FirDesign, DesignError> {
     if allpass {
         taps[centre] = 1.0;
     }
+    // The notch terms share one length and β (and often the band edges too): one window each.
+    let mut windows: Vec<(usize, u64, Vec<f64>)> = Vec::new();
     for t in &terms {
-        let lp = lowpass_taps(t.taps, t.cutoff_hz, fs, t.beta);
+        let k = match windows
+            .iter()
+            .position(|w| w.0 == t.taps && w.1 == t.beta.to_bits())
+        {
+            Some(k) => k,
+            None => {
+                windows.push((t.taps, t.beta.to_bits(), kaiser_window(t.taps, t.beta)));
+                windows.len() - 1
+            }
+        };
+        let lp = windowed_lowpass(&windows[k].2, t.cutoff_hz, fs);
         let off = centre - t.taps / 2;
         for (i, v) in lp.iter().enumerate() {
             taps[off + i] += t.sign * v;
@@ -395,6 +417,21 @@ pub fn design(spec: &FilterSpec, fs: f64) -> Result<FirDesign, DesignError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mirrored_kaiser_window_is_the_formula_at_every_point() {
+        for n in [2usize, 3, 10, 11, 1000, 11_163] {
+            let beta = kaiser_beta(60.0);
+            let w = kaiser_window(n, beta);
+            assert_eq!(w.len(), n);
+            let alpha = (n as f64 - 1.0) / 2.0;
+            for (i, v) in w.iter().enumerate() {
+                let r = (i as f64 - alpha) / alpha;
+                let direct = bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / bessel_i0(beta);
+                assert_eq!(v.to_bits(), direct.to_bits(), "n {n} i {i}");
+            }
+        }
+    }
 
     #[test]
     fn bessel_matches_known_values() {
