@@ -635,8 +635,9 @@ impl Engine {
         for s in &mut streams {
             s.out = vec![0.0; ring];
         }
-        // Streams that share a kernel go through the filters two by two (all streams get the same samples at
-        // the same time, and a pair is flushed together, so the two stay in step).
+        // Streams that share a kernel go through the filters two by two: all streams get the same samples at
+        // the same time, so a pair stays in step until a live flush transforms one without the other (see
+        // `run_filters`).
         let mut units: Vec<(usize, Option<usize>)> = Vec::new();
         let mut alone: Vec<usize> = Vec::new();
         for (i, st) in streams.iter().enumerate() {
@@ -1086,17 +1087,18 @@ impl Engine {
         let wants = sink.wants_filtered();
         for u in 0..self.units.len() {
             let (a, b) = self.units[u];
-            // A pair is flushed together (if either needs it), so that its two streams stay in step.
-            if !(self.op_applies(op, wants, a) || b.is_some_and(|b| self.op_applies(op, wants, b))) {
-                continue;
-            }
             let from = (self.streams[a].out_end, b.map(|b| self.streams[b].out_end));
             match (b, op) {
                 (Some(b), FirOp::Push(limit)) => self.push_pair(a, b, limit, lazy && !wants),
+                // Flushes stay per stream: flushing a partner whose sweeps do not need it would double the
+                // cost of a live flush (measured: 32-channel p50 latency 0.82 -> 1.17 ms). A stream flushed
+                // alone leaves its pair out of step, and the pair is then filtered one by one until the
+                // segment ends; replays and lossless simulators never flush, so they keep their pairs.
                 _ => {
-                    self.run_stream(a, op, lazy && !wants);
-                    if let Some(b) = b {
-                        self.run_stream(b, op, lazy && !wants);
+                    for si in std::iter::once(a).chain(b) {
+                        if self.op_applies(op, wants, si) {
+                            self.run_stream(si, op, lazy && !wants);
+                        }
                     }
                 }
             }

@@ -429,3 +429,88 @@ fn a_stimulus_later_than_allowed_never_reads_skipped_blocks() {
     let full = run(true);
     assert_eq!(full.sweeps.len(), 1);
 }
+
+/// Two channels with the same filter are filtered as a pair through one complex FFT; live flushes of one
+/// of them put the pair out of step (then each is filtered alone) and back. Whatever the mix, every sweep is the
+/// one-channel-at-a-time result to f32 FFT rounding: the two channels (different signals, one 1000× the other)
+/// do not leak into each other.
+#[test]
+fn paired_channels_give_the_same_sweeps_in_step_out_of_step_and_alone() {
+    let protocol = Protocol::from_toml_str(
+        "[[channel]]\nlabel = \"A\"\nmodality = \"ssep-upper\"\nstimulators = [\"left_median\"]\nsweeps = 5\n\
+         [[channel]]\nlabel = \"B\"\nmodality = \"ssep-upper\"\nstimulators = [\"right_median\"]\nsweeps = 5\n",
+    )
+    .unwrap();
+    let n = 120_000usize;
+    let (a, b) = (noise(n, 21), noise(n, 22));
+    // Channel B 1000× larger around its offset (a railing electrode next to a cortical one): a leak of its
+    // rounding into A would show.
+    let b: Vec<i32> = b.iter().map(|v| (v - 7000) * 1000 + 7000).collect();
+    let stimuli: Vec<(u64, Stimulator)> = (0..40)
+        .map(|k| {
+            let s = 4_000 + k * 2_777;
+            (
+                s,
+                if k % 2 == 0 {
+                    Stimulator::LeftMedian
+                } else {
+                    Stimulator::RightMedian
+                },
+            )
+        })
+        .collect();
+    let run = |channels: &[usize], flush: bool| {
+        let labels: Vec<&str> = channels.iter().map(|&c| ["A", "B"][c]).collect();
+        let proto = if channels.len() == 2 {
+            protocol.clone()
+        } else {
+            let mut p = protocol.clone();
+            p.channels
+                .retain(|ch| matches!(&ch.source, ionm_dsp::protocol::ChannelRef::Label(l) if labels.contains(&l.as_str())));
+            p
+        };
+        let mut e = Engine::new(&proto, &device(10_000, &labels, 50)).unwrap();
+        let mut sink = Collect::default();
+        let mut next = 0;
+        for start in (0..n).step_by(20) {
+            while next < stimuli.len() && stimuli[next].0 < (start + 20) as u64 {
+                e.push_stimulus(&stim(stimuli[next].0, stimuli[next].1), &mut sink);
+                next += 1;
+            }
+            let (a, b) = (&a, &b);
+            let vals: Vec<i32> = (start..start + 20)
+                .flat_map(|i| channels.iter().map(move |&c| if c == 0 { a[i] } else { b[i] }))
+                .collect();
+            let block =
+                ionm_core::SampleBlock::from_interleaved(start as u64, channels.len(), &vals).unwrap();
+            e.push_block(&block, &mut sink).unwrap();
+            if flush {
+                e.flush_ready(&mut sink);
+            }
+        }
+        e.finish(&mut sink);
+        sink.sweeps
+            .into_iter()
+            .map(|(_, s, _, _, data)| (s, data))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let paired = run(&[0, 1], false);
+    let live = run(&[0, 1], true);
+    let mut alone = run(&[0], false);
+    alone.extend(run(&[1], false));
+    assert!(paired.len() >= 30, "{} sweeps", paired.len());
+    for other in [&live, &alone] {
+        assert_eq!(
+            paired.keys().collect::<Vec<_>>(),
+            other.keys().collect::<Vec<_>>()
+        );
+        for (s, x) in &paired {
+            let y = &other[s];
+            let scale = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = x.iter().zip(y).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            // f32 FFT rounding of a 65 536-point transform, relative to each channel's own size: ≈ 1e-7 × 16;
+            // 1e-5 is a wide margin; without the per-stream scaling, B's rounding in A fails it.
+            assert!(err <= 1e-5 * scale, "stimulus {s}: err {err}, scale {scale}");
+        }
+    }
+}
