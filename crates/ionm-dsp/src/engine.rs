@@ -132,6 +132,8 @@ pub struct EngineStats {
     pub filter_blocks: u64,
     /// Filter blocks skipped because no sweep needed them and the sink did not want the filtered stream.
     pub filter_blocks_skipped: u64,
+    /// Transforms that filtered a block of two streams at once (a pair in step: `filter::push_pair_lazy`).
+    pub filter_pair_blocks: u64,
 }
 
 /// Static description of one trace (protocol channel × stimulator).
@@ -1170,7 +1172,7 @@ impl Engine {
         while i < limit {
             let p = (i & self.stage_mask) as usize;
             let n = ((limit - i) as usize).min(xa.len() - p);
-            push_pair_lazy(
+            self.stats.filter_pair_blocks += push_pair_lazy(
                 PairSide {
                     fir: &mut *fir_a,
                     x: &xa[p..p + n],
@@ -1186,7 +1188,7 @@ impl Engine {
                     skipped: &mut skip_b,
                 },
                 &mut self.work,
-            );
+            ) as u64;
             i += n as u64;
         }
         io_a.finish(&mut self.stats);

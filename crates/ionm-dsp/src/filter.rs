@@ -553,16 +553,18 @@ pub struct PairSide<'a, N, O, S> {
 
 /// Feeds two streams that share a kernel (the same `Arc`) and are in step (as many samples pending, the same
 /// start), `a.x` and `b.x` being as long: each full block of both goes through one complex FFT (see the
-/// [module docs](self)). A block is transformed if either stream needs it; then both get their outputs (a
-/// stream's outputs do not depend on whether the other needed them, so lazy and eager runs agree bit for bit).
-/// Anything else — different kernels, a kernel without [`FirKernel::enable_pairs`], streams out of step, inputs
-/// of different lengths — falls back to [`StreamingFir::push_lazy`] on each, with the same results up to
-/// rounding.
+/// [module docs](self)). A block is transformed if either stream needs it; a stream that did not need it is
+/// told `skipped` as with [`StreamingFir::push_lazy`], and the other's outputs do not depend on it (lazy and
+/// eager runs agree bit for bit). Anything else — different kernels, a kernel without
+/// [`FirKernel::enable_pairs`], streams out of step, inputs of different lengths — falls back to
+/// [`StreamingFir::push_lazy`] on each, with the same results up to rounding. Returns the number of blocks
+/// that went through the pair transform.
 pub fn push_pair_lazy<N1, O1, S1, N2, O2, S2>(
     a: PairSide<'_, N1, O1, S1>,
     b: PairSide<'_, N2, O2, S2>,
     work: &mut FftWork,
-) where
+) -> usize
+where
     N1: FnMut(usize) -> bool,
     O1: FnMut(&[f32]),
     S1: FnMut(usize),
@@ -579,31 +581,32 @@ pub fn push_pair_lazy<N1, O1, S1, N2, O2, S2>(
     if !in_step {
         a.fir.push_lazy(a.x, work, a.needed, a.out, a.skipped);
         b.fir.push_lazy(b.x, work, b.needed, b.out, b.skipped);
-        return;
+        return 0;
     }
     if a.x.is_empty() {
-        return;
+        return 0;
     }
     work.reserve(&a.fir.kernel);
     a.fir.start(a.x[0]);
     b.fir.start(b.x[0]);
     let l = a.fir.kernel.block_len();
-    let mut done = 0;
+    let (mut done, mut paired) = (0, 0);
     while done < a.x.len() {
         let take = (l - a.fir.pending).min(a.x.len() - done);
         a.fir.append(&a.x[done..done + take]);
         b.fir.append(&b.x[done..done + take]);
         done += take;
         if a.fir.pending == l {
-            run_pair_block(
+            paired += usize::from(run_pair_block(
                 a.fir,
                 b.fir,
                 work,
                 (a.needed, a.out, a.skipped),
                 (b.needed, b.out, b.skipped),
-            );
+            ));
         }
     }
+    paired
 }
 
 /// Whether every value is finite. A branch-free fold over the exponent bits (all ones: ±∞ or NaN) that the
@@ -616,19 +619,22 @@ fn all_finite(x: &[f32]) -> bool {
         == 0
 }
 
-/// The power of two that brings the peak magnitude of `x` into [0.5, 1) (1 for silence; inputs are finite).
+/// A power of two that brings the peak magnitude of `x` to [1, 2) (below that for a peak under 2^−126, above
+/// it for one over 2^127; 1 for silence; inputs are finite), built from the peak's exponent bits so that it and its inverse are exact.
 fn pow2_scale(x: &[f32]) -> f32 {
     let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if peak > 0.0 && peak.is_finite() {
-        // peak = f × 2^e with f in [0.5, 1): scale by 2^−e, kept within the normal range.
-        let e = peak.log2().floor() as i32 + 1;
-        2f32.powi((-e).clamp(-126, 126))
+        // The biased exponent of the peak (0 for subnormals); 2^(127 − e) kept within [2^−126, 2^126], so
+        // that it and its inverse are normal numbers.
+        let e = (peak.to_bits() >> 23) as i32;
+        let biased = (254 - e).clamp(1, 253) as u32;
+        f32::from_bits(biased << 23)
     } else {
         1.0
     }
 }
 
-/// One full block of a pair in step (see [`push_pair_lazy`]).
+/// One full block of a pair in step (see [`push_pair_lazy`]); true if it went through the pair transform.
 fn run_pair_block(
     fa: &mut StreamingFir,
     fb: &mut StreamingFir,
@@ -643,18 +649,20 @@ fn run_pair_block(
         &mut impl FnMut(&[f32]),
         &mut impl FnMut(usize),
     ),
-) {
+) -> bool {
     let k = Arc::clone(&fa.kernel);
-    let Some(pair) = &k.pair else { return };
+    let Some(pair) = &k.pair else { return false };
     let (n1, p, m) = (k.taps - 1, fa.pending, k.fft_len);
     let drop = fa.skip.min(p);
     fa.skip -= drop;
     fb.skip -= drop;
     let n_out = p - drop;
+    let mut transformed = false;
     if n_out > 0 {
         // Both asked, always: each `needed` keeps its own statistics.
         let (wa, wb) = (needed_a(n_out), needed_b(n_out));
         if wa || wb {
+            transformed = true;
             // A full block fills the transform: n1 + p = m. Each stream is scaled by a power of two to a peak
             // near 1 (exact in floating point), so that the FFT's rounding, which is relative to the larger of
             // the two parts, is relative to each stream's own size: a railing electrode does not add its
@@ -676,8 +684,14 @@ fn run_pair_block(
                 *ya = z.re * ia;
                 *yb = z.im * ib;
             }
-            out_a(ya);
-            out_b(yb);
+            // A stream that did not need the block is told so, as if it had been skipped (its consumer
+            // marks the positions as not computed), even though its part was transformed with the other.
+            if wa {
+                out_a(ya)
+            } else {
+                skipped_a(n_out)
+            }
+            if wb { out_b(yb) } else { skipped_b(n_out) }
         } else {
             skipped_a(n_out);
             skipped_b(n_out);
@@ -687,6 +701,7 @@ fn run_pair_block(
     fb.buf.copy_within(p..p + n1, 0);
     fa.pending = 0;
     fb.pending = 0;
+    transformed
 }
 
 #[cfg(test)]
@@ -777,6 +792,11 @@ mod tests {
         (d, Arc::new(k), xa, xb)
     }
 
+    /// New samples per block of the pair case's kernel at FFT 512.
+    fn kernel_block(d: &FirDesign) -> usize {
+        512 - d.taps.len() + 1
+    }
+
     fn max_err(y: &[f32], r: &[f64]) -> (f64, f64) {
         let scale = r.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         let err = y
@@ -792,8 +812,9 @@ mod tests {
         let mut work = FftWork::new();
         let (mut fa, mut fb) = (StreamingFir::new(kernel.clone()), StreamingFir::new(kernel));
         let (mut ya, mut yb) = (Vec::new(), Vec::new());
+        let mut paired = 0;
         for (ca, cb) in xa.chunks(77).zip(xb.chunks(77)) {
-            push_pair_lazy(
+            paired += push_pair_lazy(
                 PairSide {
                     fir: &mut fa,
                     x: ca,
@@ -813,6 +834,8 @@ mod tests {
         }
         fa.finish(&mut work, &mut |o| ya.extend_from_slice(o));
         fb.finish(&mut work, &mut |o| yb.extend_from_slice(o));
+        // 3000 samples in blocks of 512 − taps + 1: every full block went through the pair transform.
+        assert_eq!(paired, 3000 / kernel_block(&d));
         for (y, x) in [(&ya, &xa), (&yb, &xb)] {
             let r = direct(&d.taps, x);
             assert_eq!(y.len(), r.len());
@@ -833,9 +856,9 @@ mod tests {
                 StreamingFir::new(kernel.clone()),
                 StreamingFir::new(kernel.clone()),
             );
-            let (mut yb, mut skipped_a) = (Vec::new(), 0);
+            let (mut yb, mut skipped_a, mut paired) = (Vec::new(), 0, 0);
             for (ca, cb) in xa.chunks(500).zip(xb.chunks(500)) {
-                push_pair_lazy(
+                paired += push_pair_lazy(
                     PairSide {
                         fir: &mut fa,
                         x: ca,
@@ -853,13 +876,16 @@ mod tests {
                     &mut work,
                 );
             }
-            (yb, skipped_a)
+            (yb, skipped_a, paired)
         };
-        let (eager, skipped_eager) = run(true);
-        let (lazy, skipped_lazy) = run(false);
+        let (eager, skipped_eager, paired_eager) = run(true);
+        let (lazy, skipped_lazy, paired_lazy) = run(false);
         assert_eq!(skipped_eager, 0);
-        // Stream a's blocks are transformed for b's sake: none is reported skipped, and b's outputs are identical.
-        assert_eq!(skipped_lazy, 0);
+        // Stream a's blocks still go through the pair transform for b's sake, but a is told they were skipped
+        // (every output it would have had), and b's outputs are identical.
+        assert!(paired_eager > 0);
+        assert_eq!(paired_lazy, paired_eager);
+        assert_eq!(skipped_lazy, eager.len());
         assert!(!eager.is_empty());
         assert_eq!(eager, lazy);
     }
@@ -872,8 +898,9 @@ mod tests {
         let (mut ya, mut yb) = (Vec::new(), Vec::new());
         // Stream b starts 10 samples later: never in step, so every block is filtered alone.
         fb.push(&xb[..10], &mut work, &mut |o| yb.extend_from_slice(o));
+        let mut paired = 0;
         for (ca, cb) in xa[..2990].chunks(77).zip(xb[10..].chunks(77)) {
-            push_pair_lazy(
+            paired += push_pair_lazy(
                 PairSide {
                     fir: &mut fa,
                     x: ca,
@@ -891,6 +918,7 @@ mod tests {
                 &mut work,
             );
         }
+        assert_eq!(paired, 0);
         fa.push(&xa[2990..], &mut work, &mut |o| ya.extend_from_slice(o));
         fa.finish(&mut work, &mut |o| ya.extend_from_slice(o));
         fb.finish(&mut work, &mut |o| yb.extend_from_slice(o));
@@ -899,6 +927,37 @@ mod tests {
             assert_eq!(y.len(), r.len());
             let (err, scale) = max_err(y, &r);
             assert!(err < 1e-5 * scale, "err {err} scale {scale}");
+        }
+    }
+
+    #[test]
+    fn pair_scales_are_exact_powers_of_two_that_bring_the_peak_near_one() {
+        assert_eq!(pow2_scale(&[]), 1.0);
+        assert_eq!(pow2_scale(&[0.0, -0.0]), 1.0);
+        for peak in [
+            1e-44f32,
+            1.2e-38,
+            3e-7,
+            0.75,
+            1.0,
+            1.999,
+            2.0,
+            12_345.0,
+            3e37,
+            f32::MAX,
+        ] {
+            let g = pow2_scale(&[0.5 * peak, -peak, 0.0]);
+            // A power of two (no mantissa bits) in the normal range, so its inverse is exact too.
+            assert_eq!(g.to_bits() & 0x007f_ffff, 0, "{peak}");
+            assert!(
+                g.is_normal() && (1.0 / g).is_normal() && (1.0 / g) * g == 1.0,
+                "{peak}"
+            );
+            let scaled = peak * g;
+            assert!(scaled.is_finite() && scaled < 4.0, "{peak} → {scaled}");
+            if peak.is_normal() && peak < 1e38 {
+                assert!((1.0..2.0).contains(&scaled), "{peak} → {scaled}");
+            }
         }
     }
 
