@@ -217,7 +217,7 @@ def main():
           f"warm {t_mne:.3f} s, cold (first call) {t_mne_cold:.3f} s [{runs(runs_mne)}]")
     print(f"ratio MNE / ionm (same 2 traces): {t_mne / t_ionm:.1f}x warm, {t_mne_cold / t_ionm:.1f}x cold")
     summary = {"seconds": a.seconds, "sweeps": a.sweeps, "ionm_s": t_ionm, "ionm_full_s": t_ionm_full,
-               "mne_s": t_mne, "mne_cold_s": t_mne_cold, "mne_version": mne.__version__, "runs": {"ionm_s": runs_ionm,
+               "mne_warm_s": t_mne, "mne_cold_s": t_mne_cold, "mne_version": mne.__version__, "runs": {"ionm_s": runs_ionm,
                "ionm_full_s": runs_ionm_full, "mne_s": runs_mne}, "traces": {}}
     for name, *_ in TRACES:
         ib, mb = ionm[name], mne_res[name]["blocks"]

@@ -170,6 +170,7 @@ fn main() -> Result<()> {
                 run::Input::Live {
                     source,
                     lossless: false,
+                    max_speed: false,
                 },
                 &a.run,
             )
@@ -180,6 +181,7 @@ fn main() -> Result<()> {
                 run::Input::Live {
                     source,
                     lossless: a.speed != Speed::Realtime,
+                    max_speed: a.speed == Speed::Max,
                 },
                 &a.run,
             )
@@ -220,6 +222,7 @@ fn main() -> Result<()> {
                 run::Input::Live {
                     source,
                     lossless: false,
+                    max_speed: false,
                 },
                 &args,
             )

@@ -23,6 +23,8 @@ pub enum Input {
         source: Box<dyn ByteSource>,
         /// Wait for room in the ring instead of dropping (simulator faster than real time).
         lossless: bool,
+        /// The source runs as fast as it is read (a simulator at max speed): the run is over in moments.
+        max_speed: bool,
     },
     /// A recording or capture.
     Replay {
@@ -265,16 +267,16 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
         Input::Live { source, .. } => source.describe(),
         Input::Replay { source, .. } => format!("replay {}", source.describe()),
     };
-    // How often the terminal loop drains the pipeline's events. A run as fast as possible (a replay at max
-    // speed, a lossless simulator) is over in a fraction of a second, and noticing its end up to 20 ms late
+    // How often the terminal loop drains the pipeline's events. A run as fast as possible (a replay or a
+    // simulator at max speed) is over in a fraction of a second, and noticing its end up to 20 ms late
     // was a fifth of a short replay's wall time; waking every millisecond costs ≈ 0.1% of a core.
     let as_fast_as_possible = match &input {
-        Input::Live { lossless, .. } => *lossless,
+        Input::Live { max_speed, .. } => *max_speed,
         Input::Replay { speed, .. } => matches!(speed, ReplaySpeed::Max),
     };
     let poll_every = Duration::from_millis(if as_fast_as_possible { 1 } else { 20 });
     let (pipeline, progress) = match input {
-        Input::Live { source, lossless } => {
+        Input::Live { source, lossless, .. } => {
             let reader = ReaderConfig {
                 lossless,
                 ..Default::default()

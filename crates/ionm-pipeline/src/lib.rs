@@ -390,7 +390,10 @@ fn process(
         let mut result = Ok(());
         {
             let (first, second) = consumer.as_slices();
-            for item in first.iter().chain(second).take(BATCH) {
+            // At most an eighth of the ring: the slots are released only after the batch, and a live reader
+            // facing a full ring drops frames.
+            let batch = (consumer.capacity().get() / 8).clamp(1, BATCH);
+            for item in first.iter().chain(second).take(batch) {
                 let t0 = Instant::now();
                 result = processor.accept(item, stats);
                 let ns = t0.elapsed().as_nanos() as u64;
