@@ -728,27 +728,11 @@ mod tests {
 
     #[test]
     fn matches_direct_convolution() {
-        let spec = FilterSpec {
-            highpass: Some(Edge {
-                cutoff_hz: 100.0,
-                transition_hz: 100.0,
-            }),
-            lowpass: Some(Edge {
-                cutoff_hz: 1000.0,
-                transition_hz: 500.0,
-            }),
-            attenuation_db: 50.0,
-            notch: None,
-        };
-        let d = design(&spec, 10_000.0).unwrap();
-        let mut planner = RealFftPlanner::new();
-        let kernel = Arc::new(FirKernel::new(&d, Some(512), &mut planner).unwrap());
+        // The pair case's kernel and first signal, one stream alone.
+        let (d, kernel, x, _) = pair_case();
         let mut work = FftWork::new();
         work.reserve(&kernel);
         let mut f = StreamingFir::new(kernel);
-        let x: Vec<f32> = (0..3000)
-            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) * 0.01)
-            .collect();
         let mut y = Vec::new();
         for c in x.chunks(77) {
             f.push(c, &mut work, &mut |o| y.extend_from_slice(o));
@@ -756,16 +740,12 @@ mod tests {
         f.finish(&mut work, &mut |o| y.extend_from_slice(o));
         let r = direct(&d.taps, &x);
         assert_eq!(y.len(), r.len());
-        let scale = r.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let err = y
-            .iter()
-            .zip(&r)
-            .fold(0.0f64, |a, (u, v)| a.max((f64::from(*u) - v).abs()));
+        let (err, scale) = max_err(&y, &r);
         // f32 FFT of length 512: rounding ≈ 1e-7 × log2(512) relative; 1e-5 leaves a wide margin.
         assert!(err < 1e-5 * scale, "err {err} scale {scale}");
     }
 
-    /// A pair kernel (band-pass, FFT 512) and two different inputs.
+    /// A band-pass kernel at FFT 512, prepared for pairs, and two different inputs.
     fn pair_case() -> (FirDesign, Arc<FirKernel>, Vec<f32>, Vec<f32>) {
         let spec = FilterSpec {
             highpass: Some(Edge {
@@ -806,45 +786,63 @@ mod tests {
         (err, scale)
     }
 
-    #[test]
-    fn a_pair_matches_direct_convolution_of_each_stream() {
-        let (d, kernel, xa, xb) = pair_case();
-        let mut work = FftWork::new();
-        let (mut fa, mut fb) = (StreamingFir::new(kernel.clone()), StreamingFir::new(kernel));
-        let (mut ya, mut yb) = (Vec::new(), Vec::new());
+    /// Feeds `xa` and `xb` to the pair in chunks of `chunk` (both wanted), appending the outputs; returns the
+    /// blocks that went through the pair transform.
+    fn feed_pair(
+        (fa, fb): (&mut StreamingFir, &mut StreamingFir),
+        (xa, xb): (&[f32], &[f32]),
+        chunk: usize,
+        work: &mut FftWork,
+        (ya, yb): (&mut Vec<f32>, &mut Vec<f32>),
+    ) -> usize {
         let mut paired = 0;
-        for (ca, cb) in xa.chunks(77).zip(xb.chunks(77)) {
+        for (ca, cb) in xa.chunks(chunk).zip(xb.chunks(chunk)) {
             paired += push_pair_lazy(
                 PairSide {
-                    fir: &mut fa,
+                    fir: &mut *fa,
                     x: ca,
                     needed: &mut |_| true,
                     out: &mut |o: &[f32]| ya.extend_from_slice(o),
                     skipped: &mut |_| {},
                 },
                 PairSide {
-                    fir: &mut fb,
+                    fir: &mut *fb,
                     x: cb,
                     needed: &mut |_| true,
                     out: &mut |o: &[f32]| yb.extend_from_slice(o),
                     skipped: &mut |_| {},
                 },
-                &mut work,
+                work,
             );
         }
+        paired
+    }
+
+    /// Each output equals the direct zero-phase convolution of its input to 1e-5 of its own scale: f32 rounding
+    /// of a 512-point FFT is ≈ 1e-7 × log2 512 of each stream's own scale (each is scaled to a unit peak before
+    /// a pair shares the transform; without that, stream a's error was 1.7e-5 of its scale, the rounding of
+    /// stream b, 100× larger).
+    fn assert_direct(d: &FirDesign, outputs: [(&[f32], &[f32]); 2]) {
+        for (y, x) in outputs {
+            let r = direct(&d.taps, x);
+            assert_eq!(y.len(), r.len());
+            let (err, scale) = max_err(y, &r);
+            assert!(err < 1e-5 * scale, "err {err} scale {scale}");
+        }
+    }
+
+    #[test]
+    fn a_pair_matches_direct_convolution_of_each_stream() {
+        let (d, kernel, xa, xb) = pair_case();
+        let mut work = FftWork::new();
+        let (mut fa, mut fb) = (StreamingFir::new(kernel.clone()), StreamingFir::new(kernel));
+        let (mut ya, mut yb) = (Vec::new(), Vec::new());
+        let paired = feed_pair((&mut fa, &mut fb), (&xa, &xb), 77, &mut work, (&mut ya, &mut yb));
         fa.finish(&mut work, &mut |o| ya.extend_from_slice(o));
         fb.finish(&mut work, &mut |o| yb.extend_from_slice(o));
         // 3000 samples in blocks of 512 − taps + 1: every full block went through the pair transform.
         assert_eq!(paired, 3000 / kernel_block(&d));
-        for (y, x) in [(&ya, &xa), (&yb, &xb)] {
-            let r = direct(&d.taps, x);
-            assert_eq!(y.len(), r.len());
-            let (err, scale) = max_err(y, &r);
-            // As for one stream: f32 rounding of a 512-point FFT, ≈ 1e-7 × log2 512 of each stream's own scale
-            // (each is scaled to a unit peak before they share the transform; without that, stream a's error
-            // was 1.7e-5 of its scale, the rounding of stream b, 100× larger). 1e-5 leaves a wide margin.
-            assert!(err < 1e-5 * scale, "err {err} scale {scale}");
-        }
+        assert_direct(&d, [(&ya, &xa), (&yb, &xb)]);
     }
 
     #[test]
@@ -898,36 +896,18 @@ mod tests {
         let (mut ya, mut yb) = (Vec::new(), Vec::new());
         // Stream b starts 10 samples later: never in step, so every block is filtered alone.
         fb.push(&xb[..10], &mut work, &mut |o| yb.extend_from_slice(o));
-        let mut paired = 0;
-        for (ca, cb) in xa[..2990].chunks(77).zip(xb[10..].chunks(77)) {
-            paired += push_pair_lazy(
-                PairSide {
-                    fir: &mut fa,
-                    x: ca,
-                    needed: &mut |_| true,
-                    out: &mut |o: &[f32]| ya.extend_from_slice(o),
-                    skipped: &mut |_| {},
-                },
-                PairSide {
-                    fir: &mut fb,
-                    x: cb,
-                    needed: &mut |_| true,
-                    out: &mut |o: &[f32]| yb.extend_from_slice(o),
-                    skipped: &mut |_| {},
-                },
-                &mut work,
-            );
-        }
+        let paired = feed_pair(
+            (&mut fa, &mut fb),
+            (&xa[..2990], &xb[10..]),
+            77,
+            &mut work,
+            (&mut ya, &mut yb),
+        );
         assert_eq!(paired, 0);
         fa.push(&xa[2990..], &mut work, &mut |o| ya.extend_from_slice(o));
         fa.finish(&mut work, &mut |o| ya.extend_from_slice(o));
         fb.finish(&mut work, &mut |o| yb.extend_from_slice(o));
-        for (y, x) in [(&ya, &xa), (&yb, &xb)] {
-            let r = direct(&d.taps, x);
-            assert_eq!(y.len(), r.len());
-            let (err, scale) = max_err(y, &r);
-            assert!(err < 1e-5 * scale, "err {err} scale {scale}");
-        }
+        assert_direct(&d, [(&ya, &xa), (&yb, &xb)]);
     }
 
     #[test]
