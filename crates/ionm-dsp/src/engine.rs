@@ -1132,18 +1132,8 @@ impl Engine {
         match op {
             FirOp::Push(limit) => {
                 let staging = &self.devch[dev].staging;
-                let mut i = self.released;
-                while i < limit {
-                    let p = (i & self.stage_mask) as usize;
-                    let n = ((limit - i) as usize).min(staging.len() - p);
-                    fir.push_lazy(
-                        &staging[p..p + n],
-                        &mut self.work,
-                        &mut needed,
-                        &mut emit,
-                        &mut skip,
-                    );
-                    i += n as u64;
+                for r in staged_runs(self.released, limit, staging.len()) {
+                    fir.push_lazy(&staging[r], &mut self.work, &mut needed, &mut emit, &mut skip);
                 }
             }
             FirOp::Flush | FirOp::PreFlush => {
@@ -1157,7 +1147,8 @@ impl Engine {
     /// Feeds the staged samples up to `limit` to the pair of streams `a` and `b`.
     fn push_pair(&mut self, a: usize, b: usize, limit: u64, lazy: bool) {
         let Ok([sa, sb]) = self.streams.get_disjoint_mut([a, b]) else {
-            // Not two distinct streams (cannot happen: the units are built from distinct indices).
+            // Not two distinct streams (cannot happen: the units are built from distinct indices); were they
+            // one, feeding it once is right.
             self.run_stream(a, FirOp::Push(limit), lazy);
             return;
         };
@@ -1168,28 +1159,24 @@ impl Engine {
         let (mut need_b, mut emit_b, mut skip_b) =
             (|n| io_b.needed(n), |y: &[f32]| io_b.emit(y), |n| io_b.skip(n));
         let (xa, xb) = (&self.devch[dev_a].staging, &self.devch[dev_b].staging);
-        let mut i = self.released;
-        while i < limit {
-            let p = (i & self.stage_mask) as usize;
-            let n = ((limit - i) as usize).min(xa.len() - p);
+        for r in staged_runs(self.released, limit, xa.len()) {
             self.stats.filter_pair_blocks += push_pair_lazy(
                 PairSide {
                     fir: &mut *fir_a,
-                    x: &xa[p..p + n],
+                    x: &xa[r.clone()],
                     needed: &mut need_a,
                     out: &mut emit_a,
                     skipped: &mut skip_a,
                 },
                 PairSide {
                     fir: &mut *fir_b,
-                    x: &xb[p..p + n],
+                    x: &xb[r],
                     needed: &mut need_b,
                     out: &mut emit_b,
                     skipped: &mut skip_b,
                 },
                 &mut self.work,
             ) as u64;
-            i += n as u64;
         }
         io_a.finish(&mut self.stats);
         io_b.finish(&mut self.stats);
@@ -1378,6 +1365,21 @@ fn hold_for(device: &DeviceInfo, pre_hold: u64, lag_hold: u64) -> u64 {
     } else {
         lag_hold
     }
+}
+
+/// The index ranges of the staging ring (`len` slots, a power of two) that hold samples `from..limit`, in order:
+/// one run, or two where the ring wraps.
+fn staged_runs(from: u64, limit: u64, len: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mask = len as u64 - 1;
+    let mut i = from;
+    std::iter::from_fn(move || {
+        (i < limit).then(|| {
+            let p = (i & mask) as usize;
+            let n = ((limit - i) as usize).min(len - p);
+            i += n as u64;
+            p..p + n
+        })
+    })
 }
 
 /// The `count` slots from `start` of a ring (`count ≤` its length): the run up to the end, then the run from

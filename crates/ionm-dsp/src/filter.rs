@@ -493,6 +493,7 @@ impl StreamingFir {
         out: &mut impl FnMut(&[f32]),
         skipped: &mut impl FnMut(usize),
     ) {
+        let (drop, n_out) = self.block_outputs();
         let k = &*self.kernel;
         let (Some(r2c), Some(c2r)) = (&k.r2c, &k.c2r) else {
             return;
@@ -504,11 +505,6 @@ impl StreamingFir {
             Some((sm, spec, f, i)) => (*sm, spec, f, i),
             None => (k.fft_len, &k.spectrum, r2c, c2r),
         };
-        // time[n1 + j] is the causal output for new sample j, i.e. the compensated output for new sample j − D;
-        // the first D outputs of a stream belong to indices before its start and are dropped.
-        let drop = self.skip.min(p);
-        self.skip -= drop;
-        let n_out = p - drop;
         if n_out == 0 {
             // Every output of this block lies before the stream's start: nothing to compute.
         } else if !needed(n_out) {
@@ -531,6 +527,21 @@ impl StreamingFir {
             let _ = c2r.process_with_scratch(spec, time, scratch);
             out(&time[n1 + drop..n1 + p]);
         }
+        self.end_block();
+    }
+
+    /// The pending block's outputs: `(dropped, kept)`. time[n1 + j] is the causal output for new sample j, i.e.
+    /// the compensated output for new sample j − D; the first D outputs of a stream belong to indices before its
+    /// start and are dropped.
+    fn block_outputs(&mut self) -> (usize, usize) {
+        let drop = self.skip.min(self.pending);
+        self.skip -= drop;
+        (drop, self.pending - drop)
+    }
+
+    /// Keeps the block's last `taps − 1` samples as the next block's history.
+    fn end_block(&mut self) {
+        let (n1, p) = (self.kernel.taps - 1, self.pending);
         self.buf.copy_within(p..p + n1, 0);
         self.pending = 0;
     }
@@ -653,10 +664,9 @@ fn run_pair_block(
     let k = Arc::clone(&fa.kernel);
     let Some(pair) = &k.pair else { return false };
     let (n1, p, m) = (k.taps - 1, fa.pending, k.fft_len);
-    let drop = fa.skip.min(p);
-    fa.skip -= drop;
-    fb.skip -= drop;
-    let n_out = p - drop;
+    // In step: the same pending count and start, so the same outputs dropped.
+    let (drop, n_out) = fa.block_outputs();
+    fb.block_outputs();
     let mut transformed = false;
     if n_out > 0 {
         // Both asked, always: each `needed` keeps its own statistics.
@@ -697,10 +707,8 @@ fn run_pair_block(
             skipped_b(n_out);
         }
     }
-    fa.buf.copy_within(p..p + n1, 0);
-    fb.buf.copy_within(p..p + n1, 0);
-    fa.pending = 0;
-    fb.pending = 0;
+    fa.end_block();
+    fb.end_block();
     transformed
 }
 
