@@ -93,6 +93,15 @@ pub enum EdfError {
         count: u64,
     },
 
+    /// The record was read without this signal ([`EdfReader::read_record_signals`](crate::EdfReader::read_record_signals)).
+    #[error("signal {index} was not read with data record {record}")]
+    SignalNotRead {
+        /// Signal number.
+        index: usize,
+        /// Zero-based data record number.
+        record: u64,
+    },
+
     /// The operation needs an annotation signal, or a data signal, and the signal is of the other kind.
     #[error("signal {index} is {actual}, expected {expected}")]
     WrongSignalKind {

@@ -63,6 +63,10 @@ pub struct EdfReader<R> {
     layout: Layout,
     offsets: Vec<usize>,
     buf: Vec<u8>,
+    /// Per signal: `buf` holds its bytes of the last record read.
+    read: Vec<bool>,
+    /// Per signal: `buf` holds bytes of it from some record (zeroed when a partial read leaves it out).
+    filled: Vec<bool>,
     pos: Option<u64>,
     next: u64,
 }
@@ -130,12 +134,15 @@ impl<R: Read + Seek> EdfReader<R> {
             declared_records: declared,
         };
         let pos = Some(header.header_bytes as u64);
+        let n_signals = header.signals.len();
         Ok(Self {
             inner,
             header,
             layout,
             offsets,
             buf: Vec::new(),
+            read: vec![false; n_signals],
+            filled: vec![false; n_signals],
             pos,
             next: 0,
         })
@@ -190,15 +197,9 @@ impl<R: Read + Seek> EdfReader<R> {
     }
 
     fn read_at(&mut self, at: u64, len: usize, into_buf: bool, scratch: &mut Vec<u8>) -> Result<()> {
-        if self.pos != Some(at) {
-            self.inner.seek(SeekFrom::Start(at))?;
-        }
-        self.pos = None;
         let target = if into_buf { &mut self.buf } else { scratch };
         target.resize(len, 0);
-        self.inner.read_exact(target)?;
-        self.pos = Some(at + len as u64);
-        Ok(())
+        read_exact_at(&mut self.inner, &mut self.pos, at, target)
     }
 
     /// Reads data record `index` into the reader's buffer and returns a view of it.
@@ -213,11 +214,88 @@ impl<R: Read + Seek> EdfReader<R> {
         // The record fits in the file (index < complete_records), so this allocation is bounded by the file.
         let len = self.layout.record_bytes as usize;
         self.read_at(at, len, true, &mut Vec::new())?;
+        self.read.fill(true);
+        self.filled.fill(true);
         self.next = index + 1;
         Ok(Record {
             index,
             header: &self.header,
             offsets: &self.offsets,
+            read: &self.read,
+            bytes: &self.buf,
+            base: at,
+        })
+    }
+
+    /// Reads only `signals` (signal numbers, in any order) of data record `index`: each run of consecutive
+    /// wanted signals is one read and the bytes of the others are skipped, not read from the source. The
+    /// record's last byte is always read as well, so a record the source does not hold in full fails as
+    /// [`read_record`](Self::read_record) would (an I/O error, unexpected end of file).
+    ///
+    /// In the returned view the other signals are unavailable: [`Record::is_read`] is false for them,
+    /// [`Record::signal_bytes`] and what builds on it refuse them with [`EdfError::SignalNotRead`], and their
+    /// bytes in [`Record::bytes`] are zeros.
+    pub fn read_record_signals(&mut self, index: u64, signals: &[usize]) -> Result<Record<'_>> {
+        if index >= self.layout.complete_records {
+            return Err(EdfError::NoSuchRecord {
+                index,
+                count: self.layout.complete_records,
+            });
+        }
+        for &s in signals {
+            self.check_signal(s)?;
+        }
+        let at = self.record_offset(index);
+        // The record fits in the file (index < complete_records), so this allocation is bounded by the file.
+        let len = self.layout.record_bytes as usize;
+        if self.buf.len() != len {
+            self.buf.clear();
+            self.buf.resize(len, 0);
+            self.filled.fill(false);
+        }
+        self.read.fill(false);
+        for &s in signals {
+            self.read[s] = true;
+        }
+        // Bytes an earlier read left of the signals not read now must not pass for this record's.
+        for (s, filled) in self.filled.iter_mut().enumerate() {
+            if *filled && !self.read[s] {
+                self.buf[self.offsets[s]..self.offsets[s + 1]].fill(0);
+            }
+            // Set before reading: a read that fails half-way may have written.
+            *filled = self.read[s];
+        }
+        let n = self.read.len();
+        let mut s = 0;
+        let mut reached_end = false;
+        while s < n {
+            if !self.read[s] {
+                s += 1;
+                continue;
+            }
+            let first = s;
+            while s < n && self.read[s] {
+                s += 1;
+            }
+            let (from, to) = (self.offsets[first], self.offsets[s]);
+            read_exact_at(
+                &mut self.inner,
+                &mut self.pos,
+                at + from as u64,
+                &mut self.buf[from..to],
+            )?;
+            reached_end = to == len;
+        }
+        if !reached_end && len > 0 {
+            let mut last = [0u8; 1];
+            read_exact_at(&mut self.inner, &mut self.pos, at + len as u64 - 1, &mut last)?;
+        }
+        self.next = index + 1;
+        Ok(Record {
+            index,
+            header: &self.header,
+            offsets: &self.offsets,
+            read: &self.read,
             bytes: &self.buf,
             base: at,
         })
@@ -395,6 +473,23 @@ impl<R: Read + Seek> EdfReader<R> {
     }
 }
 
+/// Reads `target.len()` bytes at offset `at`, seeking only when the source is not already there (`pos`: where
+/// the source stands, `None` when unknown after a failed read).
+fn read_exact_at<R: Read + Seek>(
+    inner: &mut R,
+    pos: &mut Option<u64>,
+    at: u64,
+    target: &mut [u8],
+) -> Result<()> {
+    if *pos != Some(at) {
+        inner.seek(SeekFrom::Start(at))?;
+    }
+    *pos = None;
+    inner.read_exact(target)?;
+    *pos = Some(at + target.len() as u64);
+    Ok(())
+}
+
 /// A header that declares at least twice the data the file holds is refused: that is not a recording cut short
 /// (which loses its tail) but a corrupt or hostile header. Up to that, missing records are tolerated.
 fn check_plausible(header: &Header, data: u64) -> Result<()> {
@@ -456,6 +551,8 @@ pub struct Record<'a> {
     index: u64,
     header: &'a Header,
     offsets: &'a [usize],
+    /// Per signal: its bytes were read ([`EdfReader::read_record_signals`] reads only some).
+    read: &'a [bool],
     bytes: &'a [u8],
     base: u64,
 }
@@ -466,9 +563,15 @@ impl<'a> Record<'a> {
         self.index
     }
 
-    /// The record's raw bytes.
+    /// The record's raw bytes (zeros in place of the signals that were not read: see [`is_read`](Self::is_read)).
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+
+    /// True if `signal`'s bytes were read (always, unless the record came from
+    /// [`EdfReader::read_record_signals`]); false for a signal that does not exist.
+    pub fn is_read(&self, signal: usize) -> bool {
+        self.read.get(signal).copied().unwrap_or(false)
     }
 
     /// The raw bytes of one signal in this record.
@@ -477,6 +580,12 @@ impl<'a> Record<'a> {
             return Err(EdfError::NoSuchSignal {
                 index: signal,
                 count: self.header.signals.len(),
+            });
+        }
+        if !self.is_read(signal) {
+            return Err(EdfError::SignalNotRead {
+                index: signal,
+                record: self.index,
             });
         }
         Ok(&self.bytes[self.offsets[signal]..self.offsets[signal + 1]])

@@ -1,7 +1,9 @@
 //! Reader cases the pyedflib fixtures do not cover, on files built byte by byte here from the EDF+ specification
 //! (so the expectations are analytic, not produced by the code under test), and a mutation robustness test.
 
-use std::io::Cursor;
+use std::cell::Cell;
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::rc::Rc;
 
 use ionm_edf::{EdfError, EdfReader, Header, SampleFormat, SignalKind, Variant};
 use proptest::prelude::*;
@@ -231,6 +233,165 @@ fn plain_files_have_no_annotation_signals() {
     assert!(r.annotations().unwrap().is_empty());
 }
 
+/// A file that can shrink after it was opened (`len`), and counts the bytes read from it.
+struct Shrinking {
+    data: Vec<u8>,
+    pos: u64,
+    len: Rc<Cell<usize>>,
+    read: Rc<Cell<usize>>,
+}
+
+impl Read for Shrinking {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let end = self.len.get();
+        let at = (self.pos as usize).min(end);
+        let n = buf.len().min(end - at);
+        buf[..n].copy_from_slice(&self.data[at..at + n]);
+        self.pos += n as u64;
+        self.read.set(self.read.get() + n);
+        Ok(n)
+    }
+}
+
+impl Seek for Shrinking {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            SeekFrom::Start(p) => p,
+            SeekFrom::End(d) => (self.len.get() as i64 + d) as u64,
+            SeekFrom::Current(d) => (self.pos as i64 + d) as u64,
+        };
+        Ok(self.pos)
+    }
+}
+
+/// `read_record_signals` reads the wanted signals' bytes and no others (bytes counted at the source), decodes
+/// them as `read_record` does, refuses the others, and fails on a record cut short wherever the cut is.
+#[test]
+fn partial_record_reads_skip_the_other_signals() {
+    // Plain BDF, 4 signals of 3, 2, 3 and 1 samples per record, 2 records; sample k of signal s in record r is
+    // 100 r + 10 s + k (- for odd s, to see the sign extension), stored as 24-bit little endian.
+    let spr = [3usize, 2, 3, 1];
+    let sig = |i: usize| Sig {
+        label: ["A", "B", "C", "D"][i],
+        pmin: "-100",
+        pmax: "100",
+        dmin: "-8388608",
+        dmax: "8388607",
+        spr: spr[i],
+    };
+    let value = |r: usize, s: usize, k: usize| {
+        let v = (100 * r + 10 * s + k) as i32;
+        if s % 2 == 1 { -v } else { v }
+    };
+    let mut f = header(
+        true,
+        "24BIT",
+        "2",
+        "1",
+        "01.02.03",
+        &(0..4).map(sig).collect::<Vec<_>>(),
+    );
+    let header_len = f.len();
+    for r in 0..2 {
+        for (s, &n) in spr.iter().enumerate() {
+            for k in 0..n {
+                f.extend_from_slice(&value(r, s, k).to_le_bytes()[..3]);
+            }
+        }
+    }
+    let record_bytes = 3 * spr.iter().sum::<usize>();
+    let full_len = f.len();
+    let (len, read) = (Rc::new(Cell::new(full_len)), Rc::new(Cell::new(0)));
+    let source = Shrinking {
+        data: f,
+        pos: 0,
+        len: len.clone(),
+        read: read.clone(),
+    };
+    let mut r = EdfReader::new(source).unwrap();
+    assert_eq!(r.num_records(), 2);
+
+    for rec in 0..2u64 {
+        let want: Vec<Vec<i32>> = (0..4)
+            .map(|s| (0..spr[s]).map(|k| value(rec as usize, s, k)).collect())
+            .collect();
+        let full = r.read_record(rec).unwrap();
+        for (s, w) in want.iter().enumerate() {
+            assert!(full.is_read(s));
+            assert_eq!(
+                &full.digital(s).unwrap().collect::<Vec<_>>(),
+                w,
+                "record {rec} signal {s}"
+            );
+        }
+        // Signals 0 and 2 (given out of order): two runs, then the record's last byte (signal 3 is not read).
+        let before = read.get();
+        let part = r.read_record_signals(rec, &[2, 0]).unwrap();
+        assert_eq!(
+            read.get() - before,
+            3 * (3 + 3) + 1,
+            "bytes read for record {rec}"
+        );
+        for s in [0, 2] {
+            assert!(part.is_read(s));
+            let mut got = Vec::new();
+            part.digital_into(s, &mut got).unwrap();
+            assert_eq!(got, want[s], "record {rec} signal {s}");
+        }
+        for s in [1, 3] {
+            assert!(!part.is_read(s));
+            assert!(matches!(
+                part.signal_bytes(s),
+                Err(EdfError::SignalNotRead { index, record }) if index == s && record == rec
+            ));
+            assert!(part.digital(s).is_err());
+        }
+        // What the full read left of signals 1 and 3 is not passed off as this record's bytes.
+        assert_eq!(&part.bytes()[9..15], &[0; 6]);
+        assert_eq!(&part.bytes()[24..27], &[0; 3]);
+        assert!(!part.is_read(4));
+        // The last signal is in the set: no extra byte.
+        let before = read.get();
+        r.read_record_signals(rec, &[3]).unwrap();
+        assert_eq!(read.get() - before, 3);
+    }
+    assert!(matches!(
+        r.read_record_signals(2, &[0]),
+        Err(EdfError::NoSuchRecord { index: 2, count: 2 })
+    ));
+    assert!(matches!(
+        r.read_record_signals(0, &[4]),
+        Err(EdfError::NoSuchSignal { index: 4, count: 4 })
+    ));
+
+    // The file loses its tail after it was opened: record 1 is cut short, first by its last byte only (in
+    // signal 3, not wanted), then inside signal 1 (between the wanted ones). Both reads fail like the full one.
+    let eof =
+        |e: EdfError| matches!(e, EdfError::Io(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof);
+    let record1 = header_len + record_bytes;
+    for cut in [full_len - 1, record1 + 10] {
+        len.set(cut);
+        assert!(eof(r.read_record(1).unwrap_err()), "full read, cut at {cut}");
+        assert!(
+            eof(r.read_record_signals(1, &[0, 2]).unwrap_err()),
+            "partial read, cut at {cut}"
+        );
+        assert!(
+            eof(r.read_record_signals(1, &[0]).unwrap_err()),
+            "partial read, cut at {cut}"
+        );
+        // Record 0 is still whole.
+        assert_eq!(
+            r.read_record_signals(0, &[0])
+                .unwrap()
+                .digital(0)
+                .unwrap()
+                .count(),
+            3
+        );
+    }
+}
+
 fn valid_edf() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -247,6 +408,17 @@ fn exercise(bytes: Vec<u8>) {
         }
         while let Ok(Some(rec)) = r.next_record() {
             let _ = rec.start_time();
+        }
+        let n = r.signals().len();
+        let even: Vec<usize> = (0..n).step_by(2).collect();
+        for i in 0..r.num_records() {
+            if let Ok(rec) = r.read_record_signals(i, &even) {
+                for s in 0..n {
+                    let _ = rec.digital(s).map(Iterator::count);
+                    let _ = rec.tals(s);
+                }
+                let _ = rec.start_time();
+            }
         }
     }
 }
