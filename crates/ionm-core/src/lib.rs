@@ -5,7 +5,8 @@
 //!
 //! - [`DeviceInfo`] / [`ChannelInfo`]: what an acquisition device says about itself (rate, labels, gain, ADC range).
 //! - [`SampleBlock`]: a fixed-capacity block of interleaved raw ADC samples that starts at an absolute
-//!   [`SampleIndex`]. Fixed capacity so that a ring buffer of blocks never allocates on the real-time path.
+//!   [`SampleIndex`]. Fixed capacity so that a ring buffer of blocks never allocates on the real-time path. It
+//!   says which of its channels were decoded (a replay may skip the channels nobody reads).
 //! - [`StimulusEvent`] / [`Stimulator`]: which stimulator fired, at which sample, how strongly.
 //! - [`DeviceStatus`]: battery, saturation and impedance flags.
 //! - [`Gap`]: data that did not arrive. Gaps are always explicit: nothing downstream stitches over them.
@@ -86,12 +87,33 @@ impl DeviceInfo {
 ///
 /// The storage is inline and fixed ([`MAX_BLOCK_VALUES`]) so that blocks can be moved through a pre-allocated
 /// ring buffer without touching the allocator.
+///
+/// **Decoded channels.** A source may leave out channels nobody reads (a headless replay decodes only the
+/// channels of the protocol): their slots hold [`SampleBlock::UNDECODED`] and their bit in
+/// [`decoded_channels`](Self::decoded_channels) is clear. Every block from a device, and every block made by
+/// [`fill`](Self::fill) or [`from_interleaved`](Self::from_interleaved), has all its channels decoded. A
+/// consumer that reads a channel's values must check [`is_decoded`](Self::is_decoded) (or
+/// [`all_decoded`](Self::all_decoded)) first.
 #[derive(Clone)]
 pub struct SampleBlock {
     first_index: SampleIndex,
     n_channels: u16,
     n_samples: u16,
+    /// Bit `c` set: channel `c`'s values are samples (clear: [`SampleBlock::UNDECODED`] placeholders).
+    decoded: u64,
     values: [i32; MAX_BLOCK_VALUES],
+}
+
+// Channel masks (decoded channels, status flags) are u64: one bit per channel.
+const _: () = assert!(MAX_CHANNELS <= 64);
+
+/// The mask with the bits of channels `0..n_channels` set (all of them for 64 or more).
+pub const fn channel_mask(n_channels: usize) -> u64 {
+    if n_channels >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n_channels) - 1
+    }
 }
 
 /// Why a [`SampleBlock`] could not be made.
@@ -116,12 +138,17 @@ impl std::fmt::Display for BlockTooLarge {
 impl std::error::Error for BlockTooLarge {}
 
 impl SampleBlock {
+    /// The value in every slot of a channel that was not decoded (see the [type docs](Self)). It is also a
+    /// plausible sample value: only [`is_decoded`](Self::is_decoded) tells the two apart.
+    pub const UNDECODED: i32 = 0;
+
     /// An empty block (no samples).
     pub const fn empty() -> Self {
         Self {
             first_index: 0,
             n_channels: 0,
             n_samples: 0,
+            decoded: 0,
             values: [0; MAX_BLOCK_VALUES],
         }
     }
@@ -145,8 +172,8 @@ impl SampleBlock {
         Ok(block)
     }
 
-    /// Refills this block in place: `write` receives the interleaved destination slice of
-    /// `n_channels × n_samples` values. No allocation.
+    /// Refills this block in place, every channel decoded: `write` receives the interleaved destination slice
+    /// of `n_channels × n_samples` values. No allocation.
     pub fn fill(
         &mut self,
         first_index: SampleIndex,
@@ -154,6 +181,37 @@ impl SampleBlock {
         n_samples: usize,
         write: impl FnOnce(&mut [i32]),
     ) -> Result<(), BlockTooLarge> {
+        let total = self.shape(first_index, n_channels, n_samples, channel_mask(n_channels))?;
+        write(&mut self.values[..total]);
+        Ok(())
+    }
+
+    /// Refills this block in place with only the channels whose bit is set in `decoded` (bits beyond
+    /// `n_channels` are ignored): `write` receives the interleaved destination slice with every value set to
+    /// [`UNDECODED`](Self::UNDECODED) and must write the decoded channels' values only. No allocation.
+    pub fn fill_decoded(
+        &mut self,
+        first_index: SampleIndex,
+        n_channels: usize,
+        n_samples: usize,
+        decoded: u64,
+        write: impl FnOnce(&mut [i32]),
+    ) -> Result<(), BlockTooLarge> {
+        let total = self.shape(first_index, n_channels, n_samples, decoded & channel_mask(n_channels))?;
+        let dst = &mut self.values[..total];
+        dst.fill(Self::UNDECODED);
+        write(dst);
+        Ok(())
+    }
+
+    /// Sets the header fields and returns the number of values, or refuses the shape.
+    fn shape(
+        &mut self,
+        first_index: SampleIndex,
+        n_channels: usize,
+        n_samples: usize,
+        decoded: u64,
+    ) -> Result<usize, BlockTooLarge> {
         let total = n_channels
             .checked_mul(n_samples)
             .filter(|&t| t <= MAX_BLOCK_VALUES && n_channels > 0);
@@ -167,8 +225,8 @@ impl SampleBlock {
         // Both fit in u16: n_channels ≥ 1 and the product is ≤ MAX_BLOCK_VALUES.
         self.n_channels = n_channels as u16;
         self.n_samples = n_samples as u16;
-        write(&mut self.values[..total]);
-        Ok(())
+        self.decoded = decoded;
+        Ok(total)
     }
 
     /// Absolute index of the first sample instant.
@@ -191,7 +249,23 @@ impl SampleBlock {
         usize::from(self.n_samples)
     }
 
-    /// All values, interleaved.
+    /// Bit `c` set: channel `c` holds samples; clear: it was not decoded and holds
+    /// [`UNDECODED`](Self::UNDECODED) placeholders (see the [type docs](Self)).
+    pub fn decoded_channels(&self) -> u64 {
+        self.decoded
+    }
+
+    /// True if channel `ch` holds samples (false for a channel that was not decoded or does not exist).
+    pub fn is_decoded(&self, ch: usize) -> bool {
+        ch < self.n_channels() && self.decoded & (1u64 << ch) != 0
+    }
+
+    /// True if every channel holds samples.
+    pub fn all_decoded(&self) -> bool {
+        self.decoded == channel_mask(self.n_channels())
+    }
+
+    /// All values, interleaved (placeholders included: see [`is_decoded`](Self::is_decoded)).
     pub fn values(&self) -> &[i32] {
         &self.values[..self.n_samples() * self.n_channels()]
     }
@@ -218,6 +292,7 @@ impl std::fmt::Debug for SampleBlock {
             .field("first_index", &self.first_index)
             .field("n_channels", &self.n_channels)
             .field("n_samples", &self.n_samples)
+            .field("decoded", &format_args!("{:#x}", self.decoded))
             .finish_non_exhaustive()
     }
 }
@@ -226,6 +301,7 @@ impl PartialEq for SampleBlock {
     fn eq(&self, other: &Self) -> bool {
         self.first_index == other.first_index
             && self.n_channels == other.n_channels
+            && self.decoded == other.decoded
             && self.values() == other.values()
     }
 }
@@ -349,6 +425,31 @@ mod tests {
         assert_eq!(b.end_index(), 104);
         assert_eq!(b.instant(1), &[3, 4, 5]);
         assert_eq!(b.channel(2).collect::<Vec<_>>(), vec![2, 5, 8, 11]);
+    }
+
+    #[test]
+    fn blocks_say_which_channels_are_decoded() {
+        let b = SampleBlock::from_interleaved(0, 3, &[1, 2, 3]).unwrap();
+        assert!(b.all_decoded());
+        assert_eq!(b.decoded_channels(), 0b111);
+        let mut p = b.clone();
+        p.fill_decoded(7, 3, 2, 0b1010, |dst| {
+            assert!(dst.iter().all(|&v| v == SampleBlock::UNDECODED));
+            dst[1] = 5;
+            dst[4] = 6;
+        })
+        .unwrap();
+        // Bit 3 is beyond the block's channels: dropped.
+        assert_eq!(p.decoded_channels(), 0b010);
+        assert!(!p.all_decoded());
+        assert!(p.is_decoded(1) && !p.is_decoded(0) && !p.is_decoded(2) && !p.is_decoded(3));
+        assert_eq!(p.values(), &[0, 5, 0, 0, 6, 0]);
+        assert_ne!(p, SampleBlock::from_interleaved(7, 3, &[0, 5, 0, 0, 6, 0]).unwrap());
+        // A refill decodes every channel again.
+        p.fill(0, 2, 1, |dst| dst.copy_from_slice(&[1, 2])).unwrap();
+        assert!(p.all_decoded());
+        assert_eq!(channel_mask(64), u64::MAX);
+        assert_eq!(channel_mask(0), 0);
     }
 
     #[test]
