@@ -315,6 +315,14 @@ pub enum InputError {
     /// A device description that does not fit this engine (rebuild it).
     #[error("the device changed (channels or sample rate): build a new engine")]
     DeviceChanged,
+    /// A block that lacks channels the protocol uses (the source did not decode them; ignored).
+    #[error("block at {first_index} lacks channels the protocol uses (mask {missing:#x}): not decoded")]
+    NotDecoded {
+        /// The block's first index.
+        first_index: SampleIndex,
+        /// The device channels used and not decoded (bit `c`: channel `c`).
+        missing: u64,
+    },
 }
 
 /// Options that are not part of the protocol.
@@ -401,6 +409,8 @@ pub struct Engine {
     adc_max: i32,
     session: u32,
     devch: Vec<DevChannel>,
+    /// Bit `c` set: device channel `c` is used (a block must have it decoded).
+    used: u64,
     streams: Vec<Stream>,
     /// The streams as they are filtered: two that share a kernel go through one complex FFT
     /// ([`push_pair_lazy`]), the rest alone.
@@ -671,6 +681,7 @@ impl Engine {
             adc_min: device.adc_min,
             adc_max: device.adc_max,
             session: device.session_id,
+            used: devch.iter().fold(0, |m, d| m | 1u64 << d.index),
             devch,
             streams,
             units,
@@ -716,6 +727,11 @@ impl Engine {
     /// Engine-wide counters.
     pub fn stats(&self) -> &EngineStats {
         &self.stats
+    }
+
+    /// The device channels the protocol uses (bit `c`: channel `c`): the only ones read from sample blocks.
+    pub fn device_channels(&self) -> u64 {
+        self.used
     }
 
     /// Number of filtered streams.
@@ -809,12 +825,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Takes in a block of raw samples.
+    /// Takes in a block of raw samples. Only the channels the protocol uses ([`device_channels`]) are read;
+    /// a block that lacks one of them (the source did not decode it) is refused with
+    /// [`InputError::NotDecoded`].
+    ///
+    /// [`device_channels`]: Self::device_channels
     pub fn push_block(&mut self, block: &SampleBlock, sink: &mut impl DspSink) -> Result<(), InputError> {
         if block.n_channels() != self.nc {
             return Err(InputError::ChannelCount {
                 expected: self.nc,
                 got: block.n_channels(),
+            });
+        }
+        let missing = self.used & !block.decoded_channels();
+        if missing != 0 {
+            return Err(InputError::NotDecoded {
+                first_index: block.first_index(),
+                missing,
             });
         }
         let n = block.n_samples();
@@ -1507,6 +1534,22 @@ fn notify(sink: &mut impl DspSink, si: usize, s: &Stream, from: u64, mask: u64) 
         let n = ((s.out_end - i) as usize).min(s.out.len() - pos);
         sink.filtered(si, i, &s.out[pos..pos + n]);
         i += n as u64;
+    }
+}
+
+impl Protocol {
+    /// The device channels this protocol's channels resolve to on `device` (bit `c`: channel `c`), as
+    /// [`Engine::device_channels`] will have them: what a source must decode for the engine. An error when a
+    /// channel does not resolve (building the engine fails the same way).
+    pub fn device_channels(&self, device: &DeviceInfo) -> Result<u64, SetupError> {
+        let nc = device.n_channels();
+        if nc == 0 || nc > MAX_CHANNELS {
+            return Err(SetupError::ChannelCount(nc));
+        }
+        // Every index is below nc ≤ 64.
+        self.channels
+            .iter()
+            .try_fold(0u64, |m, ch| Ok(m | 1u64 << resolve(ch, device)?))
     }
 }
 

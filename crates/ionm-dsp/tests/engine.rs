@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use ionm_core::{Gap, GapCause, Rng, Stimulator};
+use ionm_core::{Gap, GapCause, Rng, SampleBlock, Stimulator};
 use ionm_dsp::measure::{Measurement, Reference, Timebase, measure};
-use ionm_dsp::{DropReason, Engine, Protocol, SetupError, Verdict};
+use ionm_dsp::{DropReason, Engine, InputError, Protocol, SetupError, Verdict};
 
 const SSEP: &str =
     "[[channel]]\nlabel = \"A\"\nmodality = \"ssep-upper\"\nstimulators = [\"left_median\"]\nsweeps = 5\n";
@@ -234,6 +234,62 @@ fn setup_errors_name_the_channel() {
     // A 1000 Hz low-pass with its transition does not fit under the Nyquist frequency of 2 kHz sampling.
     let err = Engine::new(&protocol, &device(2_000, &["A"], 50)).unwrap_err();
     assert!(matches!(err, SetupError::Filter { line: 1, .. }), "{err}");
+}
+
+/// The engine reads only the channels its protocol uses: blocks whose other channels were not decoded give
+/// the same sweeps as whole blocks, and a block without a used channel is refused.
+#[test]
+fn only_the_protocols_channels_need_decoding() {
+    let protocol = Protocol::from_toml_str(SSEP).unwrap();
+    let dev = device(10_000, &["X", "A", "Y"], 50);
+    assert_eq!(protocol.device_channels(&dev).unwrap(), 0b010);
+    assert!(matches!(
+        protocol.device_channels(&device(10_000, &["B"], 50)),
+        Err(SetupError::UnknownChannel { .. })
+    ));
+    let raw = noise(30_000, 5);
+    let stimuli: Vec<u64> = (0..10).map(|k| 2_000 + k * 2_500).collect();
+    let run = |decoded: u64| {
+        let mut e = Engine::new(&protocol, &dev).unwrap();
+        assert_eq!(e.device_channels(), 0b010);
+        let mut sink = Collect::default();
+        for s in &stimuli {
+            e.push_stimulus(&stim(*s, Stimulator::LeftMedian), &mut sink);
+        }
+        for (k, chunk) in raw.chunks(200).enumerate() {
+            let mut b = SampleBlock::empty();
+            b.fill_decoded((k * 200) as u64, 3, chunk.len(), decoded, |dst| {
+                for (i, &v) in chunk.iter().enumerate() {
+                    dst[3 * i + 1] = v;
+                    // Whatever the unused channels hold (rails here) must not matter.
+                    if decoded & 0b101 != 0 {
+                        dst[3 * i] = ADC_MAX;
+                        dst[3 * i + 2] = ADC_MIN;
+                    }
+                }
+            })
+            .unwrap();
+            e.push_block(&b, &mut sink).unwrap();
+        }
+        e.finish(&mut sink);
+        sink.sweeps
+    };
+    let full = run(0b111);
+    assert!(full.len() >= 8, "{} sweeps", full.len());
+    assert!(full.iter().all(|s| s.3 == Verdict::Accepted));
+    assert_eq!(run(0b010), full);
+
+    let mut e = Engine::new(&protocol, &dev).unwrap();
+    let mut b = SampleBlock::empty();
+    b.fill_decoded(0, 3, 10, 0b101, |_| {}).unwrap();
+    assert_eq!(
+        e.push_block(&b, &mut Collect::default()),
+        Err(InputError::NotDecoded {
+            first_index: 0,
+            missing: 0b010
+        })
+    );
+    assert_eq!(e.stats().samples, 0);
 }
 
 /// Noise comparable to the response: tracking against a reference keeps N20 where it is.
