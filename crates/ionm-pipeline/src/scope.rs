@@ -16,7 +16,8 @@ pub struct ScopeTap {
     pub sample_rate_hz: f64,
     /// Channel labels in device order.
     pub labels: Vec<String>,
-    /// Raw samples (µV) per channel.
+    /// Raw samples (µV) per channel; a channel the source did not decode
+    /// ([`SampleBlock::is_decoded`](ionm_core::SampleBlock::is_decoded)) gets none for those blocks.
     pub raw: Vec<HeapCons<f32>>,
     /// Filtered samples (µV, delay-compensated) per channel; a channel with no protocol trace gets none.
     pub filtered: Vec<HeapCons<f32>>,
@@ -82,7 +83,7 @@ impl ScopeWriter {
     /// Raw samples of one block.
     pub(crate) fn raw_block(&mut self, block: &ionm_core::SampleBlock) {
         let n = block.n_channels().min(self.raw.len());
-        for ch in 0..n {
+        for ch in (0..n).filter(|&ch| block.is_decoded(ch)) {
             let g = self.gains_uv[ch];
             let pushed = self.raw[ch].push_iter(block.channel(ch).map(|v| v as f32 * g));
             let lost = block.n_samples() - pushed;

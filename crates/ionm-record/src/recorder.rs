@@ -218,6 +218,13 @@ impl RecorderHandle {
         if nch == 0 || b.n_samples() == 0 {
             return true;
         }
+        if !b.all_decoded() {
+            // Packing would pass its placeholders off as samples: it goes as it is, for the writer to refuse.
+            let flushed = self.flush_pending();
+            let after_drop = std::mem::take(&mut self.dropped_since_send);
+            let block = b.clone();
+            return self.send(Msg::Samples { block, after_drop }, b.n_samples() as u64) && flushed;
+        }
         let mut ok = true;
         let p = &self.pending;
         if p.n_samples() > 0 && (p.n_channels() != nch || p.end_index() != b.first_index()) {

@@ -280,6 +280,7 @@ pub struct RecordingWriter {
     last_flush: Instant,
     warned_no_device: bool,
     warned_shape: bool,
+    warned_undecoded: bool,
     stimuli_before_open: u64,
     finished: bool,
 }
@@ -370,6 +371,7 @@ impl RecordingWriter {
             last_flush: Instant::now(),
             warned_no_device: false,
             warned_shape: false,
+            warned_undecoded: false,
             stimuli_before_open: 0,
             finished: false,
         })
@@ -746,7 +748,8 @@ impl RecordingWriter {
     }
 
     /// Handles a block of samples. `after_drop` says that blocks were dropped just before it (the recorder's
-    /// queue was full), so a discontinuity is the recorder's own overrun.
+    /// queue was full), so a discontinuity is the recorder's own overrun. A block whose channels were not all
+    /// decoded ([`SampleBlock::all_decoded`]) is not recorded (a warning; its instants become a gap).
     pub fn handle_samples(&mut self, block: &SampleBlock, after_drop: bool) -> Result<(), RecorderError> {
         let Some(device) = self.device.clone() else {
             if !self.warned_no_device {
@@ -763,6 +766,17 @@ impl RecordingWriter {
                     "sample block does not match the device: not recorded"
                 );
                 self.warned_shape = true;
+            }
+            return Ok(());
+        }
+        if !block.all_decoded() {
+            // Placeholders are no samples: the recording shows these instants as missing (an unexplained gap).
+            if !self.warned_undecoded {
+                tracing::warn!(
+                    decoded = format_args!("{:#x}", block.decoded_channels()),
+                    "sample block with channels that were not decoded: not recorded"
+                );
+                self.warned_undecoded = true;
             }
             return Ok(());
         }

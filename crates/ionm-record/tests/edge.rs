@@ -1,9 +1,10 @@
-//! Edge cases of the recorder: wall-time flushes, bad configuration, nothing to record.
+//! Edge cases of the recorder: wall-time flushes, bad configuration, nothing to record, blocks with channels
+//! that were not decoded.
 
 mod common;
 
-use common::{scratch, sim_config, sim_stream};
-use ionm_core::Acquired;
+use common::{replay_all, scratch, sim_config, sim_stream};
+use ionm_core::{Acquired, SampleBlock};
 use ionm_edf::{EdfReader, PatientId};
 use ionm_record::{
     Recorder, RecorderConfig, RecorderError, RecorderStats, RecordingWriter, ReplayConfig, ReplaySource,
@@ -106,4 +107,75 @@ fn a_device_without_samples_gives_a_header_only_file_and_no_device_no_file() {
         .unwrap();
     assert!(summary.files.is_empty());
     assert!(!path.exists());
+}
+
+/// A block with channels that were not decoded is not recorded: its instants become a gap in the recording,
+/// whether it reaches the writer directly or through the recorder thread's packing.
+#[test]
+fn recorders_refuse_blocks_with_channels_not_decoded() {
+    let s = sim_stream(sim_config(3, 10_000, 1), 3_000, &[], 1);
+    // Blocks that overlap 1000..2000 lose channel 1.
+    let items: Vec<Acquired> = s
+        .items
+        .iter()
+        .map(|item| match item {
+            Acquired::Samples(b) if b.first_index() < 2_000 && b.end_index() > 1_000 => {
+                let mut p = SampleBlock::empty();
+                let nch = b.n_channels();
+                p.fill_decoded(b.first_index(), nch, b.n_samples(), 0b101, |dst| {
+                    for (k, (d, v)) in dst.iter_mut().zip(b.values()).enumerate() {
+                        if k % nch != 1 {
+                            *d = *v;
+                        }
+                    }
+                })
+                .unwrap();
+                Acquired::Samples(p)
+            }
+            other => other.clone(),
+        })
+        .collect();
+    let refused: Vec<(u64, u64)> = items
+        .iter()
+        .filter_map(|i| match i {
+            Acquired::Samples(b) if !b.all_decoded() => Some((b.first_index(), b.end_index())),
+            _ => None,
+        })
+        .collect();
+    assert!(refused.len() >= 2);
+    let (from, to) = (refused[0].0, refused[refused.len() - 1].1);
+
+    let direct = scratch("decode_only_writer.bdf");
+    let mut w =
+        RecordingWriter::new(&direct, Default::default(), Arc::new(RecorderStats::default())).unwrap();
+    for item in &items {
+        w.handle(item).unwrap();
+    }
+    w.finish().unwrap();
+    let threaded = scratch("decode_only_recorder.bdf");
+    let mut rec = ionm_record::Recorder::create(&threaded, Default::default()).unwrap();
+    rec.set_blocking(true);
+    for item in &items {
+        assert!(rec.try_send(item));
+    }
+    rec.finish().unwrap();
+
+    for path in [direct, threaded] {
+        let (got, _) = replay_all(&path, &ReplayConfig::default());
+        let gaps: Vec<(u64, u64)> = got.gaps.iter().map(|g| (g.from, g.to)).collect();
+        assert_eq!(gaps, vec![(from, to)], "{}", path.display());
+        // Every sample outside the gap is recorded exactly.
+        let want: Vec<i32> = s
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Acquired::Samples(b) if b.end_index() <= from || b.first_index() >= to => Some(b.values()),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect();
+        let have: Vec<i32> = got.runs.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        assert_eq!(have, want, "{}", path.display());
+    }
 }
