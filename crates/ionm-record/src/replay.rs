@@ -6,7 +6,7 @@ use crate::sidecar::Sidecar;
 use crate::text::{self, GapText, StartText};
 use ionm_core::{
     Acquired, ChannelInfo, DeviceInfo, Gap, GapCause, MAX_BLOCK_VALUES, MAX_CHANNELS, SampleBlock,
-    Stimulator, StimulusEvent,
+    Stimulator, StimulusEvent, channel_mask,
 };
 use ionm_edf::{EdfReader, Header, SignalHeader, Variant};
 use std::collections::VecDeque;
@@ -267,6 +267,11 @@ fn scan<R: Read + Seek>(reader: &mut EdfReader<R>, rules: &[AnnotationRule]) -> 
 /// otherwise; stream time is `index / rate`. Statuses and link events are not replayed. Pacing is the caller's.
 /// Memory is one data record plus the annotation index (8 bytes per EDF+D record, ~32 bytes per stimulus or gap
 /// annotation, at most [`MAX_INDEXED_ANNOTATIONS`]).
+///
+/// Every channel is decoded unless the caller says that only some are read
+/// ([`decode_only`](Self::decode_only), e.g. a headless run's DSP channels): the others' bytes are then neither
+/// read from the file nor converted, their slots in the sample blocks hold [`SampleBlock::UNDECODED`] and the
+/// blocks say so ([`SampleBlock::is_decoded`]). Stimuli, gaps and every other item are the same either way.
 #[derive(Debug)]
 pub struct ReplaySource<R = BufReader<File>> {
     reader: EdfReader<R>,
@@ -296,6 +301,12 @@ pub struct ReplaySource<R = BufReader<File>> {
     need_device: bool,
     done: bool,
     out: VecDeque<Acquired>,
+    /// Device channels to decode from the next record on (bit `c`: `selected[c]`).
+    decode: u64,
+    /// The signals a record is read for when not all channels are decoded: the decoded ones and the trigger.
+    read_signals: Vec<usize>,
+    /// Device channels decoded in the loaded record (`chans[c]` is empty for the others).
+    loaded: u64,
     chans: Vec<Vec<i32>>,
     trig: Vec<i32>,
     scratch: Vec<StimulusEvent>,
@@ -620,6 +631,9 @@ impl<R: Read + Seek> ReplaySource<R> {
             need_device: true,
             done: false,
             out: VecDeque::new(),
+            decode: channel_mask(nch),
+            read_signals: Vec::new(),
+            loaded: channel_mask(nch),
             chans: vec![Vec::with_capacity(spr); nch],
             trig: Vec::with_capacity(spr),
             scratch: Vec::new(),
@@ -655,6 +669,43 @@ impl<R: Read + Seek> ReplaySource<R> {
     /// The trigger channel used (signal number), if any.
     pub fn trigger_signal(&self) -> Option<usize> {
         self.trigger
+    }
+
+    /// Decodes only the device channels in `channels` (bit `c`: channel `c` of [`device`](Self::device)) from
+    /// the next data record on — call it before the first item to have it for the whole replay. The others'
+    /// bytes are not read from the file and their slots in the sample blocks are [`SampleBlock::UNDECODED`],
+    /// marked as not decoded ([`SampleBlock::decoded_channels`]); the trigger channel and the annotations are
+    /// read as ever, so stimuli and gaps do not change, nor does the device. Only for consumers that read
+    /// nothing but these channels (the DSP engine: `ionm_dsp::Engine::device_channels`); a recorder or a live
+    /// view needs every channel. All channels (the default) read whole records as before.
+    ///
+    /// An error, and nothing changes, if `channels` names a channel the device does not have.
+    pub fn decode_only(&mut self, channels: u64) -> Result<(), ReplayError> {
+        let all = channel_mask(self.selected.len());
+        if channels & !all != 0 {
+            return Err(ReplayError::Channel(format!(
+                "decode mask {channels:#x} names channels beyond the device's {}",
+                self.selected.len()
+            )));
+        }
+        self.decode = channels;
+        self.read_signals.clear();
+        if channels != all {
+            self.read_signals.extend(
+                self.selected
+                    .iter()
+                    .enumerate()
+                    .filter(|&(c, _)| channels & (1u64 << c) != 0)
+                    .map(|(_, sel)| sel.signal),
+            );
+            self.read_signals.extend(self.trigger);
+        }
+        Ok(())
+    }
+
+    /// The device channels decoded from the next data record on (bit `c`: channel `c`; all by default).
+    pub fn decoded_channels(&self) -> u64 {
+        self.decode
     }
 
     fn record_first(&self, r: u64) -> u64 {
@@ -766,9 +817,19 @@ impl<R: Read + Seek> ReplaySource<R> {
 
     fn load(&mut self, r: u64) -> Result<(), ReplayError> {
         let first = self.record_first(r);
-        let record = self.reader.read_record(r)?;
-        for (sel, chan) in self.selected.iter().zip(self.chans.iter_mut()) {
+        let decode = self.decode;
+        let record = if decode == channel_mask(self.selected.len()) {
+            self.reader.read_record(r)?
+        } else {
+            // Only the decoded channels' and the trigger's bytes (plus the record's last byte: a record cut
+            // short fails here as a whole read would).
+            self.reader.read_record_signals(r, &self.read_signals)?
+        };
+        for (c, (sel, chan)) in self.selected.iter().zip(self.chans.iter_mut()).enumerate() {
             chan.clear();
+            if decode & (1u64 << c) == 0 {
+                continue;
+            }
             match &sel.conv {
                 Conv::Raw => record.digital_into(sel.signal, chan)?,
                 Conv::Physical { sig, scale, lo, hi } => chan.extend(record.digital(sel.signal)?.map(|d| {
@@ -781,6 +842,7 @@ impl<R: Read + Seek> ReplaySource<R> {
         if let Some(t) = self.trigger {
             record.digital_into(t, &mut self.trig)?;
         }
+        self.loaded = decode;
         self.cur = Some(Cursor { first, pos: 0 });
         Ok(())
     }
@@ -889,17 +951,25 @@ impl<R: Read + Seek> ReplaySource<R> {
         self.out.extend(self.scratch.drain(..).map(Acquired::Stimulus));
 
         let mut block = SampleBlock::empty();
-        let chans = &self.chans;
-        // n × nch ≤ MAX_BLOCK_VALUES and nch ≥ 1, so the block fits.
+        let (chans, loaded) = (&self.chans, self.loaded);
         // Channel by channel (strided writes, contiguous reads): the interleaving is one pass over each
         // channel's samples without per-sample bounds checks on the channel lists.
-        let _ = block.fill(i, nch, n, |dst| {
+        let interleave = |dst: &mut [i32]| {
             for (c, chan) in chans.iter().enumerate() {
+                if loaded & (1u64 << c) == 0 {
+                    continue;
+                }
                 for (v, &x) in dst[c..].iter_mut().step_by(nch).zip(&chan[pos..pos + n]) {
                     *v = x;
                 }
             }
-        });
+        };
+        // n × nch ≤ MAX_BLOCK_VALUES and nch ≥ 1, so the block fits.
+        let _ = if loaded == channel_mask(nch) {
+            block.fill(i, nch, n, interleave)
+        } else {
+            block.fill_decoded(i, nch, n, loaded, interleave)
+        };
         self.out.push_back(Acquired::Samples(block));
         self.expected = Some(end);
         self.set_pos(pos + n);
