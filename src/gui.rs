@@ -488,7 +488,7 @@ mod tests {
         );
 
         // Replay the recording at 1×, seek back to 100 s from the transport slider.
-        let source = replay_source(&bdf, ionm_record::TRIGGER_LABEL, &[], None).expect("replay source");
+        let source = replay_source(&bdf, ionm_record::TRIGGER_LABEL, &[], None, None).expect("replay source");
         let mut config = PipelineConfig::new(load_protocol("sim-default").expect("protocol"));
         config.waveforms = true;
         config.scope = true;

@@ -187,7 +187,20 @@ fn main() -> Result<()> {
             )
         }
         Some(Command::Replay(a)) => {
-            let source = run::replay_source(&a.file, &a.trigger, &a.stim_annotation, a.channels.clone())?;
+            // When only the DSP engine reads samples (headless, not recording), the replay decodes only the
+            // protocol's channels. A protocol that does not load is reported by the run, as ever.
+            let protocol = if run::reads_every_channel(&a.run) {
+                None
+            } else {
+                run::load_protocol(&a.run.protocol).ok()
+            };
+            let source = run::replay_source(
+                &a.file,
+                &a.trigger,
+                &a.stim_annotation,
+                a.channels.clone(),
+                protocol.as_ref(),
+            )?;
             run::run(
                 run::Input::Replay {
                     source,

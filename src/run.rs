@@ -227,6 +227,17 @@ pub(crate) fn describe(e: &Event) -> Option<String> {
     })
 }
 
+/// The run shows the dashboard: not `--headless`, and a display to show it on.
+fn shows_dashboard(args: &RunArgs) -> bool {
+    !args.headless && ionm_dashboard::display_available()
+}
+
+/// Something besides the DSP engine reads the samples of every channel: the dashboard's live view or the
+/// recorder. When nothing does, a replay need decode only the protocol's channels ([`replay_source`]).
+pub fn reads_every_channel(args: &RunArgs) -> bool {
+    args.record.is_some() || shows_dashboard(args)
+}
+
 /// Runs the pipeline until the input ends, `--duration` passes, or Ctrl-C.
 pub fn run(input: Input, args: &RunArgs) -> Result<()> {
     let protocol = load_protocol(&args.protocol)?;
@@ -246,7 +257,7 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
             Box::new(std::io::stdout())
         },
     };
-    let gui = !args.headless && ionm_dashboard::display_available();
+    let gui = shows_dashboard(args);
     if !args.headless && !gui {
         let _ = writeln!(
             std::io::stderr(),
@@ -465,11 +476,17 @@ fn is_edf(path: &std::path::Path) -> bool {
 }
 
 /// The source for `ionm replay FILE`: EDF/BDF through ionm-record, anything else as a wire capture.
+///
+/// With `only_for`, an EDF/BDF replay decodes only the channels that protocol uses (the others' bytes are not
+/// read; their block slots are marked as not decoded): for runs where the DSP engine alone reads samples (see
+/// [`reads_every_channel`]). A protocol that does not fit the file changes nothing here (the engine will say
+/// why).
 pub fn replay_source(
     file: &std::path::Path,
     trigger: &str,
     stim_annotations: &[String],
     channels: Option<Vec<String>>,
+    only_for: Option<&Protocol>,
 ) -> Result<Box<dyn ItemSource>> {
     let name = file.display().to_string();
     if !is_edf(file) {
@@ -502,8 +519,22 @@ pub fn replay_source(
         annotation_rules: rules,
         ..Default::default()
     };
-    let inner =
+    let mut inner =
         ionm_record::ReplaySource::open(file, &config).with_context(|| format!("cannot replay {name}"))?;
+    if let Some(protocol) = only_for {
+        match protocol.device_channels(inner.device()) {
+            Ok(used) => {
+                inner
+                    .decode_only(used)
+                    .with_context(|| format!("cannot replay {name}"))?;
+                tracing::debug!(
+                    channels = format_args!("{used:#x}"),
+                    "replay decodes the channels the protocol uses"
+                );
+            }
+            Err(e) => tracing::debug!(error = %e, "replay decodes every channel"),
+        }
+    }
     Ok(Box::new(RecordingSource {
         name,
         inner,
