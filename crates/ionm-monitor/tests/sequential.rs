@@ -103,6 +103,8 @@ fn detector_learns_calibrates_and_detects_a_drop() {
     let cfg = SequentialConfig {
         template_sweeps: 400,
         calibration_sweeps: 400,
+        // The formula above is for the unshrunk template (shrinkage: next test).
+        template_shrinkage: 0.0,
         ..SequentialConfig::for_rate(4.7, 8.0)
     };
     let expected_sigma = noise
@@ -174,6 +176,70 @@ fn detector_learns_calibrates_and_detects_a_drop() {
     assert!(
         (measured / predicted - 1.0).abs() < 0.3,
         "delay {measured} vs Siegmund {predicted}"
+    );
+}
+
+/// Template shrinkage removes part of the template's noise from the projection: on the same sweeps, the σ of the
+/// filter the calibration keeps lies between the two analytic figures of the test above — the exact matched
+/// filter's `σₙ/‖r‖` (no estimated template can beat it on white noise) and the unshrunk template's
+/// `σₙ·√(‖r‖² + L·σₙ²/N)/‖r‖²` — and clearly below the latter. Here `N` = 200, so the bounds are 1.00 and 1.41
+/// baseline units; each detector's σ has a relative standard error of ≈ 9% (above), the mean of 20 ≈ 2%: the
+/// margins (3% below the floor, 5% below the unshrunk σ measured on the same sweeps) are over 1.5 s.e. of the
+/// mean and far less than the expected gain (the response fills a third of the window; the rest of the
+/// template is noise, which shrinkage mostly removes: σ ≈ 1.2 expected).
+#[test]
+fn shrinking_the_template_lowers_sigma_towards_the_exact_matched_filter() {
+    let (norm, noise) = (10.0, 10.0);
+    // The response of the other tests squeezed into the middle third of the window (zero elsewhere, as an SSEP
+    // window around its peaks), with the same norm.
+    let full = response(norm);
+    let r: Vec<f64> = (0..LEN)
+        .map(|i| {
+            let j = i as isize - LEN as isize / 3;
+            if (0..LEN as isize / 3).contains(&j) {
+                full[(3 * j) as usize] * 3.0_f64.sqrt()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let cfg = |c: f64| SequentialConfig {
+        template_sweeps: 200,
+        calibration_sweeps: 400,
+        template_shrinkage: c,
+        ..SequentialConfig::for_rate(4.7, 8.0)
+    };
+    let exact = noise / norm;
+    let unshrunk = noise
+        * (norm * norm + LEN as f64 * noise * noise / f64::from(cfg(0.0).template_sweeps)).sqrt()
+        / (norm * norm);
+    let mut buf = vec![0.0_f32; LEN];
+    let (mut plain, mut shrunk) = (0.0, 0.0);
+    let seeds = 20;
+    for seed in 0..seeds {
+        let mut a = SequentialDetector::new(cfg(0.0), LEN);
+        let mut b = SequentialDetector::new(cfg(2.0), LEN);
+        let mut rng = Rng::new(700 + seed);
+        while !(a.is_monitoring() && b.is_monitoring()) {
+            sweep(&mut rng, &r, 1.0, noise, &mut buf);
+            a.on_sweep(&buf);
+            b.on_sweep(&buf);
+        }
+        assert_eq!(a.template_shrinkage(), Some(0.0));
+        assert!(b.template_shrinkage().is_some());
+        plain += a.sigma() / seeds as f64;
+        shrunk += b.sigma() / seeds as f64;
+    }
+    // 15%: the formula ignores the per-sample weighting by the estimated variance (each v from N = 200 sweeps,
+    // ±10%), which mismatches the weights and adds a few per cent.
+    assert!(
+        (plain / unshrunk - 1.0).abs() < 0.15,
+        "unshrunk σ {plain} vs {unshrunk}"
+    );
+    assert!(shrunk < 0.95 * plain, "shrunk σ {shrunk} vs unshrunk {plain}");
+    assert!(
+        shrunk > 0.97 * exact,
+        "shrunk σ {shrunk} vs the exact filter's {exact}"
     );
 }
 
