@@ -197,7 +197,12 @@ impl SampleBlock {
         decoded: u64,
         write: impl FnOnce(&mut [i32]),
     ) -> Result<(), BlockTooLarge> {
-        let total = self.shape(first_index, n_channels, n_samples, decoded & channel_mask(n_channels))?;
+        let total = self.shape(
+            first_index,
+            n_channels,
+            n_samples,
+            decoded & channel_mask(n_channels),
+        )?;
         let dst = &mut self.values[..total];
         dst.fill(Self::UNDECODED);
         write(dst);
@@ -444,7 +449,10 @@ mod tests {
         assert!(!p.all_decoded());
         assert!(p.is_decoded(1) && !p.is_decoded(0) && !p.is_decoded(2) && !p.is_decoded(3));
         assert_eq!(p.values(), &[0, 5, 0, 0, 6, 0]);
-        assert_ne!(p, SampleBlock::from_interleaved(7, 3, &[0, 5, 0, 0, 6, 0]).unwrap());
+        assert_ne!(
+            p,
+            SampleBlock::from_interleaved(7, 3, &[0, 5, 0, 0, 6, 0]).unwrap()
+        );
         // A refill decodes every channel again.
         p.fill(0, 2, 1, |dst| dst.copy_from_slice(&[1, 2])).unwrap();
         assert!(p.all_decoded());
