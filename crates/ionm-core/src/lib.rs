@@ -219,7 +219,7 @@ impl SampleBlock {
     ) -> Result<usize, BlockTooLarge> {
         let total = n_channels
             .checked_mul(n_samples)
-            .filter(|&t| t <= MAX_BLOCK_VALUES && n_channels > 0);
+            .filter(|&t| t <= MAX_BLOCK_VALUES && (1..=MAX_CHANNELS).contains(&n_channels));
         let Some(total) = total else {
             return Err(BlockTooLarge {
                 n_channels,
@@ -430,6 +430,15 @@ mod tests {
         assert_eq!(b.end_index(), 104);
         assert_eq!(b.instant(1), &[3, 4, 5]);
         assert_eq!(b.channel(2).collect::<Vec<_>>(), vec![2, 5, 8, 11]);
+    }
+
+    #[test]
+    fn blocks_refuse_more_channels_than_the_mask_holds() {
+        let mut b = SampleBlock::empty();
+        assert!(b.fill(0, MAX_CHANNELS, 1, |_| {}).is_ok());
+        assert!(b.fill(0, MAX_CHANNELS + 1, 1, |_| {}).is_err());
+        assert!(b.fill_decoded(0, MAX_CHANNELS + 1, 1, 1, |_| {}).is_err());
+        assert!(SampleBlock::from_interleaved(0, MAX_CHANNELS + 1, &[0; MAX_CHANNELS + 1]).is_err());
     }
 
     #[test]

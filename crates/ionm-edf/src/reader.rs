@@ -213,9 +213,11 @@ impl<R: Read + Seek> EdfReader<R> {
         let at = self.record_offset(index);
         // The record fits in the file (index < complete_records), so this allocation is bounded by the file.
         let len = self.layout.record_bytes as usize;
+        // Marked filled before the read: a read that fails part-way leaves the buffer holding parts of two
+        // records, which a later partial read must zero rather than show.
+        self.filled.fill(true);
         self.read_at(at, len, true, &mut Vec::new())?;
         self.read.fill(true);
-        self.filled.fill(true);
         self.next = index + 1;
         Ok(Record {
             index,
@@ -481,8 +483,19 @@ fn read_exact_at<R: Read + Seek>(
     at: u64,
     target: &mut [u8],
 ) -> Result<()> {
-    if *pos != Some(at) {
-        inner.seek(SeekFrom::Start(at))?;
+    match *pos {
+        Some(p) if p == at => {}
+        // Relative to a known position: a `BufReader` then keeps its buffer when the target is inside it
+        // (a partial record read skips a few kB at a time; an absolute seek would discard and refill 8 kB).
+        Some(p) => match (i64::try_from(at), i64::try_from(p)) {
+            (Ok(a), Ok(p)) => inner.seek_relative(a - p)?,
+            _ => {
+                inner.seek(SeekFrom::Start(at))?;
+            }
+        },
+        None => {
+            inner.seek(SeekFrom::Start(at))?;
+        }
     }
     *pos = None;
     inner.read_exact(target)?;

@@ -44,6 +44,8 @@ pub(crate) struct Processor {
     since: Vec<Since>,
     events: Vec<Event>,
     baselines_taken: Vec<usize>,
+    /// Items the DSP engine refused (logged once).
+    input_rejected: u64,
     recorder: Option<ionm_record::RecorderHandle>,
     recorder_dropped: u64,
     scope: Option<crate::scope::ScopeWriter>,
@@ -71,6 +73,7 @@ impl Processor {
             since: Vec::new(),
             events: Vec::with_capacity(64),
             baselines_taken: Vec::with_capacity(8),
+            input_rejected: 0,
             recorder,
             recorder_dropped: 0,
             scope,
@@ -235,11 +238,16 @@ impl Processor {
     }
 
     fn push_engine(&mut self, item: &Acquired) {
-        self.with_engine(|engine, sink| {
-            if let Err(e) = engine.push(item, sink) {
-                tracing::warn!(error = %e, "DSP input rejected");
+        let mut rejected = None;
+        self.with_engine(|engine, sink| rejected = engine.push(item, sink).err());
+        if let Some(e) = rejected {
+            // Counted always, logged once: a source that keeps sending blocks the engine cannot take would
+            // otherwise fill the log.
+            self.input_rejected += 1;
+            if self.input_rejected == 1 {
+                tracing::warn!(error = %e, "DSP input rejected (later rejections are counted, not logged)");
             }
-        });
+        }
     }
 
     /// Lets the engine emit every sweep whose data is complete (live, when the ring is empty).

@@ -83,9 +83,16 @@ impl ScopeWriter {
     /// Raw samples of one block.
     pub(crate) fn raw_block(&mut self, block: &ionm_core::SampleBlock) {
         let n = block.n_channels().min(self.raw.len());
-        for ch in (0..n).filter(|&ch| block.is_decoded(ch)) {
+        for ch in 0..n {
             let g = self.gains_uv[ch];
-            let pushed = self.raw[ch].push_iter(block.channel(ch).map(|v| v as f32 * g));
+            // A channel that was not decoded is shown as missing (NaN), so that every channel's history stays
+            // in step with the others.
+            let decoded = block.is_decoded(ch);
+            let pushed = self.raw[ch].push_iter(
+                block
+                    .channel(ch)
+                    .map(|v| if decoded { v as f32 * g } else { f32::NAN }),
+            );
             let lost = block.n_samples() - pushed;
             if lost > 0 {
                 self.dropped.fetch_add(lost as u64, Relaxed);
