@@ -457,6 +457,14 @@ impl ItemSource for RecordingSource {
         self.ended = item.is_none();
         Ok(item)
     }
+    fn next_into(&mut self, slot: &mut ionm_core::Acquired) -> Result<bool, String> {
+        if self.ended {
+            return Ok(false);
+        }
+        let more = self.inner.next_into(slot).map_err(|e| e.to_string())?;
+        self.ended = !more;
+        Ok(more)
+    }
     fn duration_s(&self) -> Option<f64> {
         Some(self.inner.end_s())
     }

@@ -18,6 +18,12 @@ pub trait ItemSource: Send + 'static {
     fn describe(&self) -> String;
     /// The next item; `Ok(None)` at the end.
     fn next_item(&mut self) -> Result<Option<Acquired>, String>;
+    /// The next item written into `slot`; false at the end (`slot` unchanged). Sources that can write a sample
+    /// block in place (into a `slot` that already holds one) override this: the replay thread reuses one slot,
+    /// and an 8 kB block moved through queues item by item costs more than decoding it.
+    fn next_into(&mut self, slot: &mut Acquired) -> Result<bool, String> {
+        Ok(self.next_item()?.map(|item| *slot = item).is_some())
+    }
     /// Length of the stream in seconds, if known.
     fn duration_s(&self) -> Option<f64> {
         None
@@ -129,6 +135,7 @@ pub fn spawn_replay(
                 let what = source.describe();
                 stats.connected.store(true, Relaxed);
                 let mut push = |item: Acquired, stop: &AtomicBool| {
+                    // (Moves the item into the ring: one copy of a sample block.)
                     let mut item = item;
                     loop {
                         match prod.try_push(item) {
@@ -155,6 +162,9 @@ pub fn spawn_replay(
                 let mut anchor = Instant::now();
                 let mut anchor_s = 0.0f64;
                 let mut last_speed = control.speed();
+                // The source writes each item into this slot (sample blocks in place); it is moved into the
+                // ring and a fresh block takes its place.
+                let mut slot = Acquired::Samples(ionm_core::SampleBlock::empty());
                 let reason = loop {
                     if stop.load(Relaxed) {
                         break "stopped".to_owned();
@@ -177,15 +187,15 @@ pub fn spawn_replay(
                         anchor_s = control.position_s();
                         continue;
                     }
-                    let item = match source.next_item() {
-                        Ok(Some(i)) => i,
-                        Ok(None) => break "end of recording".to_owned(),
+                    match source.next_into(&mut slot) {
+                        Ok(true) => {}
+                        Ok(false) => break "end of recording".to_owned(),
                         Err(e) => {
                             tracing::error!(error = %e, %what, "replay failed");
                             break e;
                         }
-                    };
-                    match &item {
+                    }
+                    match &slot {
                         Acquired::Device(d) => rate = f64::from(d.sample_rate_hz),
                         Acquired::Samples(b) if rate > 0.0 => {
                             IngestStats::add(&stats.sample_frames, 1);
@@ -213,6 +223,8 @@ pub fn spawn_replay(
                         }
                         _ => {}
                     }
+                    let item =
+                        std::mem::replace(&mut slot, Acquired::Samples(ionm_core::SampleBlock::empty()));
                     if !push(item, &stop) {
                         break "stopped".to_owned();
                     }
@@ -296,6 +308,9 @@ impl ItemSource for Box<dyn ItemSource> {
     }
     fn next_item(&mut self) -> Result<Option<Acquired>, String> {
         (**self).next_item()
+    }
+    fn next_into(&mut self, slot: &mut Acquired) -> Result<bool, String> {
+        (**self).next_into(slot)
     }
     fn duration_s(&self) -> Option<f64> {
         (**self).duration_s()

@@ -134,6 +134,16 @@ struct Missing {
     frames: u32,
 }
 
+/// What [`ReplaySource::advance`] found.
+#[derive(Debug)]
+enum Next {
+    /// The next item is at the front of `out`.
+    Queued,
+    /// `pending` holds the next sample block.
+    Block,
+    End,
+}
+
 #[derive(Debug)]
 struct Cursor {
     first: u64,
@@ -301,6 +311,10 @@ pub struct ReplaySource<R = BufReader<File>> {
     need_device: bool,
     done: bool,
     out: VecDeque<Acquired>,
+    /// The sample block due after `out` (first sample index, position in the loaded record, samples): written
+    /// straight into the caller's item by [`ReplaySource::next_into`] (a block is 8 kB; queueing and moving
+    /// it item by item was most of a replay thread's time).
+    pending: Option<(u64, usize, usize)>,
     /// Device channels to decode from the next record on (bit `c`: `selected[c]`).
     decode: u64,
     /// The signals a record is read for when not all channels are decoded: the decoded ones and the trigger.
@@ -631,6 +645,7 @@ impl<R: Read + Seek> ReplaySource<R> {
             need_device: true,
             done: false,
             out: VecDeque::new(),
+            pending: None,
             decode: channel_mask(nch),
             read_signals: Vec::new(),
             loaded: channel_mask(nch),
@@ -779,6 +794,7 @@ impl<R: Read + Seek> ReplaySource<R> {
         self.cur = None;
         self.expected = None;
         self.out.clear();
+        self.pending = None;
         self.need_device = true;
         self.done = false;
         self.prev_trig = 0;
@@ -788,16 +804,56 @@ impl<R: Read + Seek> ReplaySource<R> {
 
     /// The next item, `None` at the end of the file.
     pub fn next_item(&mut self) -> Result<Option<Acquired>, ReplayError> {
+        Ok(match self.advance()? {
+            Next::Queued => self.out.pop_front(),
+            Next::Block => {
+                let mut block = SampleBlock::empty();
+                self.write_pending(&mut block);
+                Some(Acquired::Samples(block))
+            }
+            Next::End => None,
+        })
+    }
+
+    /// The next item written into `slot` (a sample block in place when `slot` already holds one, so a
+    /// thread that reuses its slot does not move 8 kB blocks through queues); false at the end of the file
+    /// (`slot` unchanged). The same items as [`Self::next_item`].
+    pub fn next_into(&mut self, slot: &mut Acquired) -> Result<bool, ReplayError> {
+        match self.advance()? {
+            Next::Queued => {
+                if let Some(x) = self.out.pop_front() {
+                    *slot = x;
+                }
+            }
+            Next::Block => match slot {
+                Acquired::Samples(block) => self.write_pending(block),
+                other => {
+                    let mut block = SampleBlock::empty();
+                    self.write_pending(&mut block);
+                    *other = Acquired::Samples(block);
+                }
+            },
+            Next::End => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Moves on to the next item: a queued one, the pending block, or the end.
+    fn advance(&mut self) -> Result<Next, ReplayError> {
         loop {
-            if let Some(x) = self.out.pop_front() {
-                return Ok(Some(x));
+            if !self.out.is_empty() {
+                return Ok(Next::Queued);
+            }
+            if self.pending.is_some() {
+                return Ok(Next::Block);
             }
             if self.need_device {
                 self.need_device = false;
-                return Ok(Some(Acquired::Device(self.device.clone())));
+                self.out.push_back(Acquired::Device(self.device.clone()));
+                return Ok(Next::Queued);
             }
             if self.done {
-                return Ok(None);
+                return Ok(Next::End);
             }
             if self.cur.as_ref().is_none_or(|c| c.pos >= self.spr) {
                 if self.next_record >= self.n_records || self.record_first(self.next_record) >= self.end_index
@@ -813,6 +869,33 @@ impl<R: Read + Seek> ReplaySource<R> {
             }
             self.produce();
         }
+    }
+
+    /// Writes the pending block (samples `pos..pos + n` of the loaded record, first index `i`) into `block`.
+    fn write_pending(&mut self, block: &mut SampleBlock) {
+        let Some((i, pos, n)) = self.pending.take() else {
+            return;
+        };
+        let nch = self.selected.len();
+        let (chans, loaded) = (&self.chans, self.loaded);
+        // Channel by channel (strided writes, contiguous reads): the interleaving is one pass over each
+        // channel's samples without per-sample bounds checks on the channel lists.
+        let interleave = |dst: &mut [i32]| {
+            for (c, chan) in chans.iter().enumerate() {
+                if loaded & (1u64 << c) == 0 {
+                    continue;
+                }
+                for (v, &x) in dst[c..].iter_mut().step_by(nch).zip(&chan[pos..pos + n]) {
+                    *v = x;
+                }
+            }
+        };
+        // n × nch ≤ MAX_BLOCK_VALUES and nch ≥ 1 (`produce`), so the block fits.
+        let _ = if loaded == channel_mask(nch) {
+            block.fill(i, nch, n, interleave)
+        } else {
+            block.fill_decoded(i, nch, n, loaded, interleave)
+        };
     }
 
     fn load(&mut self, r: u64) -> Result<(), ReplayError> {
@@ -950,27 +1033,8 @@ impl<R: Read + Seek> ReplaySource<R> {
             .sort_by_key(|s| (s.sample_index, s.stimulator.code()));
         self.out.extend(self.scratch.drain(..).map(Acquired::Stimulus));
 
-        let mut block = SampleBlock::empty();
-        let (chans, loaded) = (&self.chans, self.loaded);
-        // Channel by channel (strided writes, contiguous reads): the interleaving is one pass over each
-        // channel's samples without per-sample bounds checks on the channel lists.
-        let interleave = |dst: &mut [i32]| {
-            for (c, chan) in chans.iter().enumerate() {
-                if loaded & (1u64 << c) == 0 {
-                    continue;
-                }
-                for (v, &x) in dst[c..].iter_mut().step_by(nch).zip(&chan[pos..pos + n]) {
-                    *v = x;
-                }
-            }
-        };
-        // n × nch ≤ MAX_BLOCK_VALUES and nch ≥ 1, so the block fits.
-        let _ = if loaded == channel_mask(nch) {
-            block.fill(i, nch, n, interleave)
-        } else {
-            block.fill_decoded(i, nch, n, loaded, interleave)
-        };
-        self.out.push_back(Acquired::Samples(block));
+        // The block itself is written when it is taken (`next_into`), from the loaded record.
+        self.pending = Some((i, pos, n));
         self.expected = Some(end);
         self.set_pos(pos + n);
     }
