@@ -202,6 +202,18 @@ impl<R: Read + Seek> EdfReader<R> {
         read_exact_at(&mut self.inner, &mut self.pos, at, target)
     }
 
+    /// The view of the record in the buffer (`index`, at byte `at` of the file).
+    fn view(&self, index: u64, at: u64) -> Record<'_> {
+        Record {
+            index,
+            header: &self.header,
+            offsets: &self.offsets,
+            read: &self.read,
+            bytes: &self.buf,
+            base: at,
+        }
+    }
+
     /// Reads data record `index` into the reader's buffer and returns a view of it.
     pub fn read_record(&mut self, index: u64) -> Result<Record<'_>> {
         if index >= self.layout.complete_records {
@@ -219,14 +231,7 @@ impl<R: Read + Seek> EdfReader<R> {
         self.read_at(at, len, true, &mut Vec::new())?;
         self.read.fill(true);
         self.next = index + 1;
-        Ok(Record {
-            index,
-            header: &self.header,
-            offsets: &self.offsets,
-            read: &self.read,
-            bytes: &self.buf,
-            base: at,
-        })
+        Ok(self.view(index, at))
     }
 
     /// Reads only `signals` (signal numbers, in any order) of data record `index`: each run of consecutive
@@ -293,14 +298,7 @@ impl<R: Read + Seek> EdfReader<R> {
             read_exact_at(&mut self.inner, &mut self.pos, at + len as u64 - 1, &mut last)?;
         }
         self.next = index + 1;
-        Ok(Record {
-            index,
-            header: &self.header,
-            offsets: &self.offsets,
-            read: &self.read,
-            bytes: &self.buf,
-            base: at,
-        })
+        Ok(self.view(index, at))
     }
 
     /// Reads the record after the last one read (starting at record 0); `None` after the last record.
