@@ -89,17 +89,19 @@ impl DeviceInfo {
 /// ring buffer without touching the allocator.
 ///
 /// **Decoded channels.** A source may leave out channels nobody reads (a headless replay decodes only the
-/// channels of the protocol): their slots hold [`SampleBlock::UNDECODED`] and their bit in
-/// [`decoded_channels`](Self::decoded_channels) is clear. Every block from a device, and every block made by
-/// [`fill`](Self::fill) or [`from_interleaved`](Self::from_interleaved), has all its channels decoded. A
-/// consumer that reads a channel's values must check [`is_decoded`](Self::is_decoded) (or
-/// [`all_decoded`](Self::all_decoded)) first.
+/// channels of the protocol, [`fill_decoded`](Self::fill_decoded)): their bit in
+/// [`decoded_channels`](Self::decoded_channels) is clear, they are not stored (the block holds only the decoded
+/// channels' values, interleaved with a [`stride`](Self::stride) of their number, so a block of 3 of 16
+/// channels holds 5 times the samples), and [`channel`](Self::channel) yields [`SampleBlock::UNDECODED`] for
+/// them. Every block from a device, and every block made by [`fill`](Self::fill) or
+/// [`from_interleaved`](Self::from_interleaved), has all its channels decoded. A consumer that reads a channel's
+/// values must check [`is_decoded`](Self::is_decoded) (or [`all_decoded`](Self::all_decoded)) first.
 #[derive(Clone)]
 pub struct SampleBlock {
     first_index: SampleIndex,
     n_channels: u16,
     n_samples: u16,
-    /// Bit `c` set: channel `c`'s values are samples (clear: [`SampleBlock::UNDECODED`] placeholders).
+    /// Bit `c` set: channel `c` is decoded and stored (clear: not stored; it reads as [`SampleBlock::UNDECODED`]).
     decoded: u64,
     values: [i32; MAX_BLOCK_VALUES],
 }
@@ -187,8 +189,10 @@ impl SampleBlock {
     }
 
     /// Refills this block in place with only the channels whose bit is set in `decoded` (bits beyond
-    /// `n_channels` are ignored): `write` receives the interleaved destination slice with every value set to
-    /// [`UNDECODED`](Self::UNDECODED) and must write the decoded channels' values only. No allocation.
+    /// `n_channels` are ignored): `write` receives the destination of `n_samples × k` values, `k` the number of
+    /// decoded channels ([`stride`](Self::stride)), interleaved in channel order (the decoded channel of rank `r`
+    /// at `r`, `r + k`, …), and must write all of them. `n_samples × k` must fit [`MAX_BLOCK_VALUES`]. No
+    /// allocation.
     pub fn fill_decoded(
         &mut self,
         first_index: SampleIndex,
@@ -203,9 +207,7 @@ impl SampleBlock {
             n_samples,
             decoded & channel_mask(n_channels),
         )?;
-        let dst = &mut self.values[..total];
-        dst.fill(Self::UNDECODED);
-        write(dst);
+        write(&mut self.values[..total]);
         Ok(())
     }
 
@@ -217,7 +219,8 @@ impl SampleBlock {
         n_samples: usize,
         decoded: u64,
     ) -> Result<usize, BlockTooLarge> {
-        let total = n_channels
+        let stored = (decoded & channel_mask(n_channels)).count_ones() as usize;
+        let total = stored
             .checked_mul(n_samples)
             .filter(|&t| t <= MAX_BLOCK_VALUES && (1..=MAX_CHANNELS).contains(&n_channels));
         let Some(total) = total else {
@@ -227,7 +230,14 @@ impl SampleBlock {
             });
         };
         self.first_index = first_index;
-        // Both fit in u16: n_channels ≥ 1 and the product is ≤ MAX_BLOCK_VALUES.
+        // Both fit in u16: n_channels ≤ MAX_CHANNELS, and n_samples ≤ MAX_BLOCK_VALUES (the product with the
+        // stored channels fits it; with none stored it is capped there too).
+        if stored == 0 && n_samples > MAX_BLOCK_VALUES {
+            return Err(BlockTooLarge {
+                n_channels,
+                n_samples,
+            });
+        }
         self.n_channels = n_channels as u16;
         self.n_samples = n_samples as u16;
         self.decoded = decoded;
@@ -254,8 +264,8 @@ impl SampleBlock {
         usize::from(self.n_samples)
     }
 
-    /// Bit `c` set: channel `c` holds samples; clear: it was not decoded and holds
-    /// [`UNDECODED`](Self::UNDECODED) placeholders (see the [type docs](Self)).
+    /// Bit `c` set: channel `c` holds samples; clear: it was not decoded, is not stored and reads as
+    /// [`UNDECODED`](Self::UNDECODED) (see the [type docs](Self)).
     pub fn decoded_channels(&self) -> u64 {
         self.decoded
     }
@@ -270,24 +280,44 @@ impl SampleBlock {
         self.decoded == channel_mask(self.n_channels())
     }
 
-    /// All values, interleaved (placeholders included: see [`is_decoded`](Self::is_decoded)).
-    pub fn values(&self) -> &[i32] {
-        &self.values[..self.n_samples() * self.n_channels()]
+    /// Values stored per sample instant: the number of decoded channels ([`n_channels`](Self::n_channels) when
+    /// all are decoded).
+    pub fn stride(&self) -> usize {
+        self.decoded.count_ones() as usize
     }
 
-    /// The values of one sample instant (one per channel).
+    /// Where channel `ch` is stored in each instant (its rank among the decoded channels), `None` if it was
+    /// not decoded.
+    pub fn column(&self, ch: usize) -> Option<usize> {
+        self.is_decoded(ch)
+            .then(|| (self.decoded & ((1u64 << ch) - 1)).count_ones() as usize)
+    }
+
+    /// The stored values, interleaved with [`stride`](Self::stride): every channel when all are decoded (see
+    /// the [type docs](Self)).
+    pub fn values(&self) -> &[i32] {
+        &self.values[..self.n_samples() * self.stride()]
+    }
+
+    /// The stored values of one sample instant ([`stride`](Self::stride) of them, in channel order).
     pub fn instant(&self, i: usize) -> &[i32] {
-        let c = self.n_channels();
+        let c = self.stride();
         &self.values[i * c..(i + 1) * c]
     }
 
-    /// Iterates over the values of channel `ch`.
+    /// Iterates over the values of channel `ch` ([`UNDECODED`](Self::UNDECODED) for a channel that was not
+    /// decoded).
     pub fn channel(&self, ch: usize) -> impl Iterator<Item = i32> + '_ {
-        self.values()
+        let n = self.n_samples();
+        let (stored, missing) = match self.column(ch) {
+            Some(col) => (&self.values()[col.min(self.values().len())..], 0),
+            None => (&[][..], n),
+        };
+        stored
             .iter()
-            .skip(ch)
-            .step_by(self.n_channels().max(1))
+            .step_by(self.stride().max(1))
             .copied()
+            .chain(std::iter::repeat_n(Self::UNDECODED, missing))
     }
 }
 
@@ -448,20 +478,39 @@ mod tests {
         assert_eq!(b.decoded_channels(), 0b111);
         let mut p = b.clone();
         p.fill_decoded(7, 3, 2, 0b1010, |dst| {
-            assert!(dst.iter().all(|&v| v == SampleBlock::UNDECODED));
-            dst[1] = 5;
-            dst[4] = 6;
+            // Only the decoded channel is stored: one value per instant.
+            assert_eq!(dst.len(), 2);
+            dst.copy_from_slice(&[5, 6]);
         })
         .unwrap();
         // Bit 3 is beyond the block's channels: dropped.
         assert_eq!(p.decoded_channels(), 0b010);
         assert!(!p.all_decoded());
         assert!(p.is_decoded(1) && !p.is_decoded(0) && !p.is_decoded(2) && !p.is_decoded(3));
-        assert_eq!(p.values(), &[0, 5, 0, 0, 6, 0]);
+        assert_eq!((p.stride(), p.column(1), p.column(0)), (1, Some(0), None));
+        assert_eq!(p.values(), &[5, 6]);
+        assert_eq!(p.channel(1).collect::<Vec<_>>(), [5, 6]);
+        assert_eq!(p.channel(0).collect::<Vec<_>>(), [SampleBlock::UNDECODED; 2]);
+        assert_eq!(p.channel(2).collect::<Vec<_>>(), [SampleBlock::UNDECODED; 2]);
         assert_ne!(
             p,
             SampleBlock::from_interleaved(7, 3, &[0, 5, 0, 0, 6, 0]).unwrap()
         );
+        // Channels 0 and 2 of 4: stored in channel order, twice the instants of a full block fit.
+        let mut q = SampleBlock::empty();
+        let n = MAX_BLOCK_VALUES / 2;
+        q.fill_decoded(0, 4, n, 0b0101, |dst| {
+            for (k, v) in dst.iter_mut().enumerate() {
+                *v = k as i32;
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            (q.stride(), q.column(0), q.column(2), q.n_samples()),
+            (2, Some(0), Some(1), n)
+        );
+        assert!(q.channel(2).eq((0..n).map(|i| (2 * i + 1) as i32)));
+        assert!(q.fill_decoded(0, 4, n + 1, 0b0101, |_| {}).is_err());
         // A refill decodes every channel again.
         p.fill(0, 2, 1, |dst| dst.copy_from_slice(&[1, 2])).unwrap();
         assert!(p.all_decoded());

@@ -875,7 +875,8 @@ impl Engine {
             self.fresh = false;
             let inst = block.instant(skip);
             for d in &mut self.devch {
-                d.dc_ref = inst[d.index];
+                // Every channel the engine uses is decoded (checked above); stored at its column.
+                d.dc_ref = block.column(d.index).map_or(0, |c| inst[c]);
             }
             for s in &mut self.streams {
                 let d = &self.devch[s.dev];
@@ -890,8 +891,8 @@ impl Engine {
             let limit = self.raw_end + count as u64 - stage_len;
             self.release_to_with(limit, false, sink);
         }
-        let nc = self.nc;
-        let values = &block.values()[skip * nc..];
+        let stride = block.stride();
+        let values = &block.values()[skip * stride..];
         let start = self.raw_end;
         let (rm, sm) = (self.ring_mask as usize, self.stage_mask as usize);
         let (r0, s0) = (start as usize & rm, start as usize & sm);
@@ -899,11 +900,13 @@ impl Engine {
             let gain = d.gain_uv as f32;
             // Same value as `(i64::from(v) − dc) as f32`: the f64 difference of two i32 is exact.
             let dc = f64::from(d.dc_ref);
-            let (raw, staging, ch) = (&mut d.raw[..], &mut d.staging[..], d.index);
+            let (raw, staging) = (&mut d.raw[..], &mut d.staging[..]);
+            // Checked above: every channel the engine uses is decoded.
+            let col = block.column(d.index).unwrap_or(0);
             // The channel's column of the block into the raw ring (strided reads), then the ring's new,
             // contiguous run converted into staging: loops without wrap-around masks, which the compiler
             // vectorises (the per-sample masks of both rings were most of the ingest's time).
-            let mut column = values[ch..].iter().step_by(nc);
+            let mut column = values[col.min(values.len())..].iter().step_by(stride.max(1));
             let (a, b) = ring_runs_mut(raw, r0, count);
             for dst in [a, b] {
                 for (r, v) in dst.iter_mut().zip(&mut column) {

@@ -258,14 +258,18 @@ fn only_the_protocols_channels_need_decoding() {
         }
         for (k, chunk) in raw.chunks(200).enumerate() {
             let mut b = SampleBlock::empty();
+            // Stored: the decoded channels in channel order. Whatever the unused channels hold (rails here,
+            // when they are decoded) must not matter.
+            let stride = (decoded & 0b111).count_ones() as usize;
+            let col = (decoded & 0b001).count_ones() as usize;
             b.fill_decoded((k * 200) as u64, 3, chunk.len(), decoded, |dst| {
                 for (i, &v) in chunk.iter().enumerate() {
-                    dst[3 * i + 1] = v;
-                    // Whatever the unused channels hold (rails here) must not matter.
-                    if decoded & 0b101 != 0 {
-                        dst[3 * i] = ADC_MAX;
-                        dst[3 * i + 2] = ADC_MIN;
+                    let at = &mut dst[stride * i..stride * (i + 1)];
+                    at.fill(ADC_MAX);
+                    if decoded & 0b100 != 0 {
+                        at[stride - 1] = ADC_MIN;
                     }
+                    at[col] = v;
                 }
             })
             .unwrap();

@@ -219,7 +219,7 @@ impl RecorderHandle {
             return true;
         }
         if !b.all_decoded() {
-            // Packing would pass its placeholders off as samples: it goes as it is, for the writer to refuse.
+            // Packing would pass the missing channels off as samples: it goes as it is, for the writer to refuse.
             let flushed = self.flush_pending();
             let after_drop = std::mem::take(&mut self.dropped_since_send);
             let block = b.clone();

@@ -878,19 +878,22 @@ impl<R: Read + Seek> ReplaySource<R> {
         };
         let nch = self.selected.len();
         let (chans, loaded) = (&self.chans, self.loaded);
+        // The block stores the decoded channels only, in channel order, `stride` values per instant.
+        let stride = (loaded & channel_mask(nch)).count_ones() as usize;
         // Channel by channel (strided writes, contiguous reads): the interleaving is one pass over each
         // channel's samples without per-sample bounds checks on the channel lists.
         let interleave = |dst: &mut [i32]| {
-            for (c, chan) in chans.iter().enumerate() {
-                if loaded & (1u64 << c) == 0 {
-                    continue;
-                }
-                for (v, &x) in dst[c..].iter_mut().step_by(nch).zip(&chan[pos..pos + n]) {
+            let decoded = chans
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| loaded & (1u64 << c) != 0);
+            for (col, (_, chan)) in decoded.enumerate() {
+                for (v, &x) in dst[col..].iter_mut().step_by(stride).zip(&chan[pos..pos + n]) {
                     *v = x;
                 }
             }
         };
-        // n × nch ≤ MAX_BLOCK_VALUES and nch ≥ 1 (`produce`), so the block fits.
+        // n × stride ≤ MAX_BLOCK_VALUES (`produce`), so the block fits.
         let _ = if loaded == channel_mask(nch) {
             block.fill(i, nch, n, interleave)
         } else {
@@ -958,7 +961,9 @@ impl<R: Read + Seek> ReplaySource<R> {
         if let Some(m) = self.missing.get(k) {
             run_end = run_end.min(m.from);
         }
-        let n = ((run_end - i) as usize).min(MAX_BLOCK_VALUES / nch);
+        // As many instants as the block holds: only the decoded channels are stored.
+        let stored = (self.loaded & channel_mask(nch)).count_ones() as usize;
+        let n = ((run_end - i) as usize).min(MAX_BLOCK_VALUES / stored.max(1));
 
         // A gap before this block?
         if let Some(e) = self.expected

@@ -770,7 +770,8 @@ impl RecordingWriter {
             return Ok(());
         }
         if !block.all_decoded() {
-            // Placeholders are no samples: the recording shows these instants as missing (an unexplained gap).
+            // Channels that were not decoded have no samples: the recording shows these instants as missing (an
+            // unexplained gap).
             if !self.warned_undecoded {
                 tracing::warn!(
                     decoded = format_args!("{:#x}", block.decoded_channels()),
