@@ -183,9 +183,7 @@ impl SampleBlock {
         n_samples: usize,
         write: impl FnOnce(&mut [i32]),
     ) -> Result<(), BlockTooLarge> {
-        let total = self.shape(first_index, n_channels, n_samples, channel_mask(n_channels))?;
-        write(&mut self.values[..total]);
-        Ok(())
+        self.fill_decoded(first_index, n_channels, n_samples, u64::MAX, write)
     }
 
     /// Refills this block in place with only the channels whose bit is set in `decoded` (bits beyond

@@ -521,16 +521,15 @@ impl SequentialDetector {
         let c_max = self.config.template_shrinkage;
         let strengths = [0.0, 0.5 * c_max, c_max];
         self.n_candidates = if c_max > 0.0 && c_max.is_finite() { 3 } else { 1 };
-        for (cand, &c) in self.candidates.iter_mut().zip(&strengths) {
+        for (cand, &c) in self.candidates.iter_mut().zip(&strengths).take(self.n_candidates) {
             cand.shrinkage = c;
             for ((w, &m), &m2) in cand.weights.iter_mut().zip(&self.mean).zip(&self.m2) {
                 let v = (m2 / (n - 1.0)).max(floor);
+                // m = 0 gives −∞ before the clamp: a factor of 0 (the weight is 0 either way).
                 let factor = if c == 0.0 {
                     1.0
-                } else if m != 0.0 {
-                    (1.0 - c * v / n / (m * m)).max(0.0)
                 } else {
-                    0.0
+                    (1.0 - c * v / n / (m * m)).max(0.0)
                 };
                 *w = m * factor / v;
             }
@@ -717,12 +716,10 @@ impl SequentialDetector {
     /// the template.
     fn label(&mut self, latency_cusum: bool) -> ChangeLabel {
         let n = f64::from(self.segment_n.max(1));
-        let mut avg = std::mem::take(&mut self.scratch);
-        for (a, g) in avg.iter_mut().zip(&self.segment) {
+        for (a, g) in self.scratch.iter_mut().zip(&self.segment) {
             *a = g / n;
         }
-        let (lag, c) = self.best_lag(&avg);
-        self.scratch = avg;
+        let (lag, c) = self.best_lag(&self.scratch);
         let shift_ms = (lag - self.latency.lag0) * self.dt_ms;
         let ratio = c / self.mu0;
         let min_shift = 0.5 * self.config.design_latency * self.ref_latency_ms.unwrap_or(20.0);

@@ -894,11 +894,7 @@ impl<R: Read + Seek> ReplaySource<R> {
             }
         };
         // n × stride ≤ MAX_BLOCK_VALUES (`produce`), so the block fits.
-        let _ = if loaded == channel_mask(nch) {
-            block.fill(i, nch, n, interleave)
-        } else {
-            block.fill_decoded(i, nch, n, loaded, interleave)
-        };
+        let _ = block.fill_decoded(i, nch, n, loaded, interleave);
     }
 
     fn load(&mut self, r: u64) -> Result<(), ReplayError> {
