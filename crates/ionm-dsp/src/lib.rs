@@ -15,7 +15,8 @@
 //!   so the output at index `i` belongs to input index `i` (zero-phase: latencies are unbiased).
 //! - [`average::Averager`]: block and moving averages, ± average, residual noise, Fsp.
 //! - [`measure::measure`]: named peaks with sub-sample latency, amplitudes, onset, intervals, the primary
-//!   measurement, and reference tracking that keeps peak picking stable in noise.
+//!   measurement, and reference tracking that keeps peak picking stable in noise; [`measure::measure_baseline`]
+//!   measures a baseline of several averages the way later averages are measured against it.
 
 pub mod average;
 pub mod design;
@@ -28,5 +29,5 @@ pub use engine::{
     AverageView, DropReason, DspSink, Engine, EngineOptions, EngineStats, InputError, RejectReason,
     SetupError, SweepCounts, SweepView, TraceInfo, Verdict,
 };
-pub use measure::{Measurement, Reference};
+pub use measure::{BaselineMeasurement, Measurement, Reference, measure_baseline};
 pub use protocol::{Protocol, ProtocolError};
