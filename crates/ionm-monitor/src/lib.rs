@@ -74,6 +74,20 @@ pub struct AverageInput {
     pub residual_noise_uv: Option<f64>,
 }
 
+/// What the caller measured for a baseline about to be taken ([`Monitor::on_average_with`]): the averages'
+/// own numbers were measured before there was a baseline (peaks searched in the full windows), later averages
+/// will be measured against the baseline (narrow tracking windows), so the caller measures the baseline's
+/// averages again the way later ones will be (`ionm_dsp::measure_baseline`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaselineMeasure {
+    /// The baseline's waveform for the event (`None`: not kept).
+    pub waveform: Option<Waveform>,
+    /// The baseline's primary amplitude, µV; `None`: the mean of its averages' own amplitudes.
+    pub amplitude_uv: Option<f64>,
+    /// The baseline's primary latency, ms; `None`: the mean of its averages' own latencies.
+    pub latency_ms: Option<f64>,
+}
+
 /// What the monitor concluded about one average.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Assessment {
@@ -241,6 +255,26 @@ impl Monitor {
         waveform: impl FnOnce() -> Option<Waveform>,
         out: &mut Vec<Event>,
     ) -> Assessment {
+        self.on_average_with(
+            a,
+            |_| BaselineMeasure {
+                waveform: waveform(),
+                ..BaselineMeasure::default()
+            },
+            out,
+        )
+    }
+
+    /// [`Monitor::on_average`] where a baseline taken on this average is measured by `baseline`, which is
+    /// given the averages the baseline is made of (the latest is `a`; an automatic baseline is the mean of the
+    /// averages that passed the quality gate in a row, a user's the one average they chose) and is called
+    /// only when a baseline is taken.
+    pub fn on_average_with(
+        &mut self,
+        a: &AverageInput,
+        baseline: impl FnOnce(&[AverageInput]) -> BaselineMeasure,
+        out: &mut Vec<Event>,
+    ) -> Assessment {
         let suspended = self.technical.suspension(a.trace, &self.traces[a.trace].meta);
         let Some(tr) = self.traces.get_mut(a.trace) else {
             return Assessment::default();
@@ -285,19 +319,6 @@ impl Monitor {
             };
             tr.rebaseline_requested = false;
             let number = tr.baseline.as_ref().map_or(1, |b| b.number + 1);
-            out.push(Event::Baseline(BaselineEvent {
-                stream_s: a.stream_s,
-                trace: tr.meta.name.clone(),
-                number,
-                origin,
-                sweeps: a.sweeps,
-                amplitude_uv: None,
-                latency_ms: None,
-                fsp: a.fsp,
-                residual_noise_uv: a.residual_noise_uv,
-                replaces_s: tr.baseline.as_ref().map(|b| b.stream_s),
-                waveform: waveform(),
-            }));
             // An automatic baseline is the mean of the averages that passed the gate in a row (replicated, and
             // √n less noisy than one); a user's baseline is the average they chose.
             let from: &[AverageInput] = if origin == BaselineOrigin::Automatic {
@@ -305,12 +326,29 @@ impl Monitor {
             } else {
                 std::slice::from_ref(a)
             };
+            let measured = baseline(from);
             let mean = |f: fn(&AverageInput) -> Option<f64>| {
                 let v: Vec<f64> = from.iter().filter_map(f).collect();
                 (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
             };
-            let amplitude_uv = mean(|x| x.amplitude_uv).unwrap_or(0.0);
-            let latency_ms = mean(|x| x.latency_ms);
+            let amplitude_uv = measured
+                .amplitude_uv
+                .or_else(|| mean(|x| x.amplitude_uv))
+                .unwrap_or(0.0);
+            let latency_ms = measured.latency_ms.or_else(|| mean(|x| x.latency_ms));
+            out.push(Event::Baseline(BaselineEvent {
+                stream_s: a.stream_s,
+                trace: tr.meta.name.clone(),
+                number,
+                origin,
+                sweeps: a.sweeps,
+                amplitude_uv: Some(amplitude_uv),
+                latency_ms,
+                fsp: a.fsp,
+                residual_noise_uv: a.residual_noise_uv,
+                replaces_s: tr.baseline.as_ref().map(|b| b.stream_s),
+                waveform: measured.waveform,
+            }));
             tr.baseline = Some(Baseline {
                 amplitude_uv,
                 latency_ms,
@@ -318,10 +356,6 @@ impl Monitor {
                 number,
             });
             tr.passing.clear();
-            if let Some(Event::Baseline(ev)) = out.last_mut() {
-                ev.amplitude_uv = Some(amplitude_uv);
-                ev.latency_ms = latency_ms;
-            }
             assessment.baseline_taken = true;
             self.dispatch(out, |d, cx| {
                 d.on_baseline(a.trace, origin, latency_ms, a.stream_s, cx);

@@ -3,7 +3,7 @@
 
 use ionm_core::events::{AlarmClass, AlarmKind, AlarmState, BaselineOrigin, Event};
 use ionm_core::{DeviceStatus, LinkEvent, Stimulator};
-use ionm_monitor::{AverageInput, Criteria, Monitor, Role, TraceMeta};
+use ionm_monitor::{AverageInput, BaselineMeasure, Criteria, Monitor, Role, TraceMeta};
 
 fn meta(name: &str, ch: usize, role: Role, criteria: Criteria) -> TraceMeta {
     TraceMeta {
@@ -85,6 +85,55 @@ fn first_good_average_becomes_the_baseline_and_a_bad_one_does_not() {
     // The baseline is the mean of the three passing averages (1.0, 1.2, 0.8 µV; 37, 38, 36 ms).
     assert!(matches!(&out[0], Event::Baseline(b)
         if (b.amplitude_uv.unwrap() - 1.0).abs() < 1e-12 && b.latency_ms == Some(37.0)));
+}
+
+#[test]
+fn a_baseline_measured_again_by_the_caller_is_the_one_compared_with() {
+    let mut m = one_trace();
+    let mut out = Vec::new();
+    let mut given = Vec::new();
+    for (k, amp) in [1.0, 1.2, 0.8].into_iter().enumerate() {
+        let a = avg(0, 10.0 * (k + 1) as f64, amp, 37.0);
+        let r = m.on_average_with(
+            &a,
+            |from| {
+                given = from.iter().map(|x| x.stream_s).collect();
+                BaselineMeasure {
+                    amplitude_uv: Some(0.9),
+                    latency_ms: Some(36.5),
+                    ..BaselineMeasure::default()
+                }
+            },
+            &mut out,
+        );
+        assert_eq!(r.baseline_taken, k == 2);
+    }
+    // Called once, with the three averages the baseline is made of, and its numbers are the baseline's.
+    assert_eq!(given, vec![10.0, 20.0, 30.0]);
+    assert!(
+        matches!(&out[0], Event::Baseline(b) if b.amplitude_uv == Some(0.9) && b.latency_ms == Some(36.5))
+    );
+    let r = m.on_average(&avg(0, 40.0, 0.45, 36.5), || None, &mut out);
+    assert_eq!(r.amplitude_ratio, Some(0.5));
+    // A user's baseline is the one average they chose; what the caller could not measure again (None) is the
+    // average's own number.
+    m.request_baseline(Some(0));
+    out.clear();
+    m.on_average_with(
+        &avg(0, 50.0, 0.7, 38.0),
+        |from| {
+            given = from.iter().map(|x| x.stream_s).collect();
+            BaselineMeasure {
+                latency_ms: Some(37.5),
+                ..BaselineMeasure::default()
+            }
+        },
+        &mut out,
+    );
+    assert_eq!(given, vec![50.0]);
+    assert!(
+        matches!(&out[0], Event::Baseline(b) if b.amplitude_uv == Some(0.7) && b.latency_ms == Some(37.5))
+    );
 }
 
 #[test]
