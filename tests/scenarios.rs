@@ -262,3 +262,96 @@ fn a_stable_hour_raises_at_most_one_clinical_alarm() {
     );
     assert!(clinical.len() <= 1, "{clinical:?}");
 }
+
+#[test]
+fn a_baseline_is_its_averages_measured_the_way_later_averages_are() {
+    // The waveforms of the averages a baseline is made of (the three before it, the SSEP preset's replication)
+    // and the baseline's own, from the event stream; the expected numbers come from `measure_baseline` on them
+    // and from a plain mean, not from the pipeline's run.
+    let dir = temp_dir("baseline-waveforms");
+    let events = dir.join("events.jsonl");
+    let out = ionm()
+        .args([
+            "demo",
+            "--headless",
+            "--quiet",
+            "--speed",
+            "max",
+            "--scenario",
+            "ssep-stable",
+        ])
+        .args([
+            "--sim-seconds",
+            "200",
+            "--seed",
+            "4",
+            "--events-waveforms",
+            "--events",
+        ])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ev = read_events(&events);
+    let protocol = ionm_dsp::Protocol::from_file(Path::new("protocols/sim-default.toml")).unwrap();
+    let values = |w: &Value| -> Vec<f64> {
+        w["values_uv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let mut checked = 0;
+    for b in ev.iter().filter(|e| e["type"] == "baseline") {
+        let trace = b["trace"].as_str().unwrap();
+        // The SSEP traces (the MEP ones replicate four single-sweep "averages").
+        let Some(spec) = protocol
+            .channels
+            .iter()
+            .filter(|c| trace.starts_with(&c.name) && c.modality != ionm_dsp::protocol::Modality::Mep)
+            .max_by_key(|c| c.name.len())
+        else {
+            continue;
+        };
+        let averages: Vec<&Value> = ev
+            .iter()
+            .filter(|e| e["type"] == "average" && e["trace"] == trace)
+            .filter(|e| e["stream_s"].as_f64() <= b["stream_s"].as_f64())
+            .collect();
+        let from: Vec<Vec<f64>> = averages[averages.len() - 3..]
+            .iter()
+            .map(|a| values(&a["waveform"]))
+            .collect();
+        let w = &b["waveform"];
+        let (t0, dt) = (w["t0_ms"].as_f64().unwrap(), w["dt_ms"].as_f64().unwrap());
+        let tb = ionm_dsp::measure::Timebase {
+            start_offset: (t0 / dt).round() as i64,
+            sample_rate_hz: 1000.0 / dt,
+        };
+        // The baseline's waveform is its reference: the mean of its latest two averages (f32 in the events).
+        for (j, v) in values(w).iter().enumerate() {
+            let mean = from[1..].iter().map(|f| f[j]).sum::<f64>() / 2.0;
+            assert!(
+                (v - mean).abs() < 1e-5,
+                "{trace}: baseline waveform[{j}] {v} against the mean {mean}"
+            );
+        }
+        let refs: Vec<&[f64]> = from.iter().map(Vec::as_slice).collect();
+        let m = ionm_dsp::measure_baseline(&refs, tb, &spec.measure).unwrap();
+        let amp = b["amplitude_uv"].as_f64().unwrap();
+        assert!(
+            (amp - m.amplitude_uv.unwrap()).abs() < 1e-4,
+            "{trace}: {amp} against {:?}",
+            m.amplitude_uv
+        );
+        let lat = b["latency_ms"].as_f64().unwrap();
+        assert!(
+            (lat - m.latency_ms.unwrap()).abs() < 1e-3,
+            "{trace}: {lat} against {:?}",
+            m.latency_ms
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} baselines in 200 s");
+}

@@ -4,9 +4,9 @@ use crate::{Command, PipelineConfig, PipelineEvent, PipelineStats, StreamChecker
 use ionm_core::events::{AverageEvent, CorrectionEvent, Event, LinkTotals, PeakValue, StatsEvent, Waveform};
 use ionm_core::{Acquired, DeviceInfo};
 use ionm_dsp::protocol::{Modality, Site};
-use ionm_dsp::{AverageView, DropReason, DspSink, Engine, RejectReason, SweepView, Verdict};
+use ionm_dsp::{AverageView, DropReason, DspSink, Engine, Reference, RejectReason, SweepView, Verdict};
 use ionm_io::IngestStats;
-use ionm_monitor::{AverageInput, Criteria, Monitor, Role, TraceMeta};
+use ionm_monitor::{AverageInput, BaselineMeasure, Criteria, Monitor, Role, TraceMeta};
 use std::sync::mpsc;
 
 /// Counters kept by the processing thread for the stats events.
@@ -43,7 +43,12 @@ pub(crate) struct Processor {
     counters: Counters,
     since: Vec<Since>,
     events: Vec<Event>,
-    baselines_taken: Vec<usize>,
+    /// Baselines taken while the engine ran, with the reference measured for each (`None`: make it from the
+    /// latest average).
+    baselines_taken: Vec<(usize, Option<Reference>)>,
+    /// Each trace's reference (kept so that a restarted device's new engine tracks the same peaks).
+    references: Vec<Option<Reference>>,
+    recent: RecentAverages,
     /// Items the DSP engine refused (logged once).
     input_rejected: u64,
     recorder: Option<ionm_record::RecorderHandle>,
@@ -73,6 +78,8 @@ impl Processor {
             since: Vec::new(),
             events: Vec::with_capacity(64),
             baselines_taken: Vec::with_capacity(8),
+            references: Vec::new(),
+            recent: RecentAverages::default(),
             input_rejected: 0,
             recorder,
             recorder_dropped: 0,
@@ -171,7 +178,7 @@ impl Processor {
             self.session_offset_s = self.session_end_s;
         }
         self.fs = f64::from(d.sample_rate_hz);
-        let engine = Engine::new(&self.config.protocol, d)
+        let mut engine = Engine::new(&self.config.protocol, d)
             .map_err(|e| format!("protocol does not fit the device: {e}"))?;
         let traces: Vec<TraceMeta> = (0..engine.trace_count())
             .filter_map(|t| engine.trace_info(t))
@@ -203,7 +210,19 @@ impl Processor {
             .collect();
         let names: Vec<String> = traces.iter().map(|t| t.name.clone()).collect();
         // The same traces after a device restart keep their baselines and alarms.
+        // A baseline of several averages is measured again from their waveforms: keep as many as any trace's
+        // automatic baseline takes.
+        let keep = traces
+            .iter()
+            .map(|t| t.criteria.baseline_after.max(1) as usize)
+            .max()
+            .unwrap_or(1);
+        let lens: Vec<usize> = (0..engine.trace_count())
+            .filter_map(|t| engine.trace_info(t).map(|i| i.window_len))
+            .collect();
+        self.recent = RecentAverages::new(keep, &lens);
         if self.monitor.is_none() || names != self.trace_names {
+            self.references = vec![None; names.len()];
             let labels = d.channels.iter().map(|c| c.label.clone()).collect();
             self.monitor = Some(Monitor::with_detectors(
                 traces,
@@ -219,6 +238,12 @@ impl Processor {
             }
         }
         self.since = vec![Since::default(); engine.trace_count()];
+        // The same traces after a device restart keep their references too (where the time base still fits).
+        for (t, r) in self.references.iter().enumerate() {
+            if r.is_some() {
+                engine.set_reference(t, r.clone());
+            }
+        }
         if let Some(scope) = self.scope.as_mut() {
             let mut stream_channel = vec![None; engine.stream_count()];
             for info in (0..engine.trace_count()).filter_map(|t| engine.trace_info(t)) {
@@ -268,15 +293,19 @@ impl Processor {
             counters: &mut self.counters,
             since: &mut self.since,
             baselines_taken: &mut self.baselines_taken,
+            recent: &mut self.recent,
             fs: self.fs,
             offset_s: self.session_offset_s,
             waveforms: self.config.waveforms,
             scope: self.scope.as_mut(),
         };
         f(engine, &mut sink);
-        for t in self.baselines_taken.drain(..) {
-            // The baseline average becomes the reference that keeps peak picking on the right peaks.
-            let reference = engine.reference_from_latest(t);
+        for (t, reference) in self.baselines_taken.drain(..) {
+            // The baseline becomes the reference that keeps peak picking on the right peaks.
+            let reference = reference.or_else(|| engine.reference_from_latest(t));
+            if let Some(slot) = self.references.get_mut(t) {
+                slot.clone_from(&reference);
+            }
             engine.set_reference(t, reference);
         }
     }
@@ -395,7 +424,8 @@ struct Sink<'a> {
     events: &'a mut Vec<Event>,
     counters: &'a mut Counters,
     since: &'a mut Vec<Since>,
-    baselines_taken: &'a mut Vec<usize>,
+    baselines_taken: &'a mut Vec<(usize, Option<Reference>)>,
+    recent: &'a mut RecentAverages,
     fs: f64,
     offset_s: f64,
     waveforms: bool,
@@ -403,11 +433,92 @@ struct Sink<'a> {
 }
 
 fn waveform_of(a: &AverageView<'_>) -> Waveform {
-    let tb = a.info.timebase;
+    waveform(a.info.timebase, a.mean)
+}
+
+fn waveform(tb: ionm_dsp::measure::Timebase, values: &[f64]) -> Waveform {
     Waveform {
         t0_ms: tb.start_offset as f64 * 1000.0 / tb.sample_rate_hz,
         dt_ms: 1000.0 / tb.sample_rate_hz,
-        values_uv: a.mean.iter().map(|&v| v as f32).collect(),
+        values_uv: values.iter().map(|&v| v as f32).collect(),
+    }
+}
+
+/// The latest averages' waveforms of every trace (ring buffers allocated when the engine is built), so that a
+/// baseline made of several averages can be measured again the way later averages will be measured against it
+/// ([`ionm_dsp::measure_baseline`]).
+#[derive(Debug, Default)]
+struct RecentAverages {
+    traces: Vec<Recent>,
+}
+
+#[derive(Debug)]
+struct Recent {
+    /// (stream time of the average, its waveform), a ring.
+    slots: Vec<(f64, Vec<f64>)>,
+    next: usize,
+}
+
+impl RecentAverages {
+    /// Room for the latest `keep` averages of traces with these window lengths.
+    fn new(keep: usize, window_lens: &[usize]) -> Self {
+        let traces = window_lens
+            .iter()
+            .map(|&len| Recent {
+                slots: vec![(f64::NAN, vec![0.0; len]); keep.max(1)],
+                next: 0,
+            })
+            .collect();
+        Self { traces }
+    }
+
+    /// Keeps trace `t`'s average of `stream_s` (no allocation).
+    fn store(&mut self, t: usize, stream_s: f64, mean: &[f64]) {
+        let Some(r) = self.traces.get_mut(t) else {
+            return;
+        };
+        let n = r.slots.len();
+        let slot = &mut r.slots[r.next];
+        if slot.1.len() == mean.len() {
+            slot.0 = stream_s;
+            slot.1.copy_from_slice(mean);
+            r.next = (r.next + 1) % n;
+        }
+    }
+
+    /// The baseline made of `from` (the latest is `a`), measured from the kept waveforms, and its reference;
+    /// when a waveform is no longer kept, the averages' own numbers and the latest average as the reference.
+    fn measure_baseline(
+        &self,
+        a: &AverageView<'_>,
+        from: &[AverageInput],
+        waveforms: bool,
+    ) -> (BaselineMeasure, Option<Reference>) {
+        let kept: Vec<&[f64]> = self.traces.get(a.trace).map_or_else(Vec::new, |r| {
+            from.iter()
+                .filter_map(|x| r.slots.iter().find(|s| s.0 == x.stream_s).map(|s| s.1.as_slice()))
+                .collect()
+        });
+        let measured = (!from.is_empty() && kept.len() == from.len())
+            .then(|| ionm_dsp::measure_baseline(&kept, a.info.timebase, &a.info.measure))
+            .flatten();
+        match measured {
+            Some(b) => (
+                BaselineMeasure {
+                    waveform: waveforms.then(|| waveform(a.info.timebase, &b.reference.template)),
+                    amplitude_uv: b.amplitude_uv,
+                    latency_ms: b.latency_ms,
+                },
+                Some(b.reference),
+            ),
+            None => (
+                BaselineMeasure {
+                    waveform: waveforms.then(|| waveform_of(a)),
+                    ..BaselineMeasure::default()
+                },
+                None,
+            ),
+        }
     }
 }
 
@@ -461,12 +572,17 @@ impl DspSink for Sink<'_> {
         };
         let mut caused = Vec::new();
         let waveforms = self.waveforms;
-        let assessment =
-            self.monitor
-                .on_average(&input, || Some(waveform_of(a)).filter(|_| waveforms), &mut caused);
-        if assessment.baseline_taken {
-            self.baselines_taken.push(a.trace);
-        }
+        self.recent.store(a.trace, stream_s, a.mean);
+        let (recent, taken) = (&*self.recent, &mut *self.baselines_taken);
+        let assessment = self.monitor.on_average_with(
+            &input,
+            |from| {
+                let (measured, reference) = recent.measure_baseline(a, from, waveforms);
+                taken.push((a.trace, reference));
+                measured
+            },
+            &mut caused,
+        );
         let since = &mut self.since[a.trace];
         let (rejected, dropped) = (a.counts.rejected(), a.counts.dropped());
         let peaks = a
