@@ -272,7 +272,8 @@ pub fn run(input: Input, args: &RunArgs) -> Result<()> {
         };
         config.record = Some((path.clone(), rc));
     }
-    config.waveforms = gui;
+    // The dashboard draws the averages; `--events-waveforms` keeps them in the events file (headless too).
+    config.waveforms = gui || (args.events.is_some() && args.events_waveforms);
     config.scope = gui;
     let source_name = match &input {
         Input::Live { source, .. } => source.describe(),
