@@ -152,6 +152,25 @@ struct ReplayArgs {
 }
 
 fn main() -> Result<()> {
+    match run_command() {
+        // A reader that stopped reading (`ionm info FILE | head`) is not an error of ionm's: end quietly, as
+        // a Unix tool killed by SIGPIPE would.
+        Err(e) if is_broken_pipe(&e) => {
+            tracing::info!("output closed by its reader (broken pipe): stopped");
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// Whether `e` was caused by writing to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn run_command() -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -73,6 +73,19 @@ fn a_recording_replays_to_the_live_sessions_events() {
     );
     let stim = &info["annotations"];
     assert!(stim["trigger_stimuli"].as_u64().unwrap() > 1000);
+    // A reader that stops reading (`ionm info FILE | head`) ends ionm quietly: the read end is closed before
+    // ionm writes, so every write fails with a broken pipe.
+    let mut child = ionm()
+        .arg("info")
+        .arg(&rec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("Error"), "{err}");
     assert_eq!(stim["trigger_stimuli"], stim["stimulus_annotations"]);
     assert!(
         (info["duration_s"].as_f64().unwrap() - 240.0).abs() < 0.2,
