@@ -209,7 +209,6 @@ impl Processor {
             })
             .collect();
         let names: Vec<String> = traces.iter().map(|t| t.name.clone()).collect();
-        // The same traces after a device restart keep their baselines and alarms.
         // A baseline of several averages is measured again from their waveforms: keep as many as any trace's
         // automatic baseline takes.
         let keep = traces
@@ -221,6 +220,7 @@ impl Processor {
             .filter_map(|t| engine.trace_info(t).map(|i| i.window_len))
             .collect();
         self.recent = RecentAverages::new(keep, &lens);
+        // The same traces after a device restart keep their baselines and alarms.
         if self.monitor.is_none() || names != self.trace_names {
             self.references = vec![None; names.len()];
             let labels = d.channels.iter().map(|c| c.label.clone()).collect();
