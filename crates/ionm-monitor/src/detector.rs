@@ -56,14 +56,19 @@ impl DetectorContext<'_> {
     }
 
     /// The block averages' verdict on a systemic change: at least two cortical traces with a baseline and a
-    /// measurement, three quarters of them at ≤ 80% of baseline on their latest average, and the median
-    /// peripheral control at ≥ 80%.
+    /// measurement, three quarters of them at ≤ 80% of baseline, and the median peripheral control at ≥ 80%;
+    /// each trace's ratio is the mean over its latest [`crate::SYSTEMIC_AVERAGES`] averages since the baseline.
+    /// A systemic change (anaesthesia, blood pressure) lasts; judged on the latest average alone, two unchanged
+    /// noisy cortical traces each reading ≤ 80% once (the s.d. of one average's ratio is 0.11–0.14 on the
+    /// simulator's noisy cortical traces, ≤ 80% in 5–12% of their averages) made a focal cord alarm systemic —
+    /// the dangerous mistake. Two averages, not more: a sudden global drop is confirmed on its second average,
+    /// and the other traces must count as depressed by then.
     pub fn block_systemic(&self) -> bool {
         let ratios = |role: Role| -> Vec<f64> {
             self.traces
                 .iter()
                 .filter(|t| t.meta.role == role && t.baseline.is_some())
-                .filter_map(|t| t.last_ratio)
+                .filter_map(crate::TraceState::recent_ratio)
                 .collect()
         };
         systemic_rule(&ratios(Role::Cortical), ratios(Role::Peripheral), 0.8)

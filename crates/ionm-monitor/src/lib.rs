@@ -118,7 +118,29 @@ pub(crate) struct TraceState {
     passing: Vec<AverageInput>,
     last: Option<AverageInput>,
     pub(crate) last_ratio: Option<f64>,
+    /// The latest amplitude ratios since the baseline (a ring of [`SYSTEMIC_AVERAGES`]) and how many were pushed.
+    ratios: [f64; SYSTEMIC_AVERAGES],
+    n_ratios: usize,
     rebaseline_requested: bool,
+}
+
+/// How many of a trace's latest averages the block detector's systemic rule averages their amplitude ratios
+/// over ([`DetectorContext::block_systemic`]).
+pub const SYSTEMIC_AVERAGES: usize = 2;
+
+impl TraceState {
+    /// The mean amplitude ratio of the latest [`SYSTEMIC_AVERAGES`] averages since the baseline; `None` when the
+    /// latest average has no ratio (no amplitude measured).
+    pub(crate) fn recent_ratio(&self) -> Option<f64> {
+        self.last_ratio?;
+        let n = self.n_ratios.min(SYSTEMIC_AVERAGES);
+        (n > 0).then(|| {
+            (0..n)
+                .map(|k| self.ratios[(self.n_ratios - 1 - k) % SYSTEMIC_AVERAGES])
+                .sum::<f64>()
+                / n as f64
+        })
+    }
 }
 
 /// See the crate documentation.
@@ -161,6 +183,8 @@ impl Monitor {
                     passing: Vec::new(),
                     last: None,
                     last_ratio: None,
+                    ratios: [0.0; SYSTEMIC_AVERAGES],
+                    n_ratios: 0,
                     rebaseline_requested: false,
                 })
                 .collect(),
@@ -356,6 +380,7 @@ impl Monitor {
                 number,
             });
             tr.passing.clear();
+            tr.n_ratios = 0;
             assessment.baseline_taken = true;
             self.dispatch(out, |d, cx| {
                 d.on_baseline(a.trace, origin, latency_ms, a.stream_s, cx);
@@ -385,6 +410,10 @@ impl Monitor {
         assessment.amplitude_ratio = cmp.amplitude_ratio;
         assessment.latency_ratio = cmp.latency_ratio;
         tr.last_ratio = amp_ratio;
+        if let Some(r) = amp_ratio {
+            tr.ratios[tr.n_ratios % SYSTEMIC_AVERAGES] = r;
+            tr.n_ratios += 1;
+        }
         if suspended.is_some() {
             for d in &mut self.detectors {
                 d.on_average_suspended(a.trace);
