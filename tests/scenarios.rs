@@ -12,6 +12,11 @@ use std::path::Path;
 
 /// Runs `ionm demo` on a scenario and returns its events.
 fn demo(name: &str, scenario: &str, seconds: u32, seed: u64) -> Vec<Value> {
+    demo_with(name, scenario, seconds, seed, &[])
+}
+
+/// [`demo`] with more arguments for `ionm demo`.
+fn demo_with(name: &str, scenario: &str, seconds: u32, seed: u64, extra: &[&str]) -> Vec<Value> {
     let dir = temp_dir(name);
     let events = dir.join("events.jsonl");
     let out = ionm()
@@ -24,13 +29,9 @@ fn demo(name: &str, scenario: &str, seconds: u32, seed: u64) -> Vec<Value> {
             "--scenario",
             scenario,
         ])
-        .args([
-            "--sim-seconds",
-            &seconds.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--events",
-        ])
+        .args(["--sim-seconds", &seconds.to_string(), "--seed", &seed.to_string()])
+        .args(extra)
+        .arg("--events")
         .arg(&events)
         .output()
         .unwrap();
@@ -268,31 +269,13 @@ fn a_baseline_is_its_averages_measured_the_way_later_averages_are() {
     // The waveforms of the averages a baseline is made of (the three before it, the SSEP preset's replication)
     // and the baseline's own, from the event stream; the expected numbers come from `measure_baseline` on them
     // and from a plain mean, not from the pipeline's run.
-    let dir = temp_dir("baseline-waveforms");
-    let events = dir.join("events.jsonl");
-    let out = ionm()
-        .args([
-            "demo",
-            "--headless",
-            "--quiet",
-            "--speed",
-            "max",
-            "--scenario",
-            "ssep-stable",
-        ])
-        .args([
-            "--sim-seconds",
-            "200",
-            "--seed",
-            "4",
-            "--events-waveforms",
-            "--events",
-        ])
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ev = read_events(&events);
+    let ev = demo_with(
+        "baseline-waveforms",
+        "ssep-stable",
+        200,
+        4,
+        &["--events-waveforms"],
+    );
     let protocol = ionm_dsp::Protocol::from_file(Path::new("protocols/sim-default.toml")).unwrap();
     let values = |w: &Value| -> Vec<f64> {
         w["values_uv"]

@@ -17,6 +17,18 @@ const FS: f64 = 10_000.0;
 const START: i64 = -100; // −10 ms
 const LEN: usize = 1100; // to 100 ms
 
+/// The built-in lower-limb cortical measurement and the averages' time base.
+fn setup() -> (MeasureSpec, Timebase) {
+    let tb = Timebase {
+        start_offset: START,
+        sample_rate_hz: FS,
+    };
+    (
+        ChannelDefaults::of(Modality::SsepLower, Some(Site::Cortical)).measure,
+        tb,
+    )
+}
+
 fn response() -> Vec<f64> {
     let g = |t: f64, c: f64, a: f64, w: f64| a * (-0.5 * ((t - c) / w).powi(2)).exp();
     (0..LEN)
@@ -66,11 +78,7 @@ fn mean_se(x: &[f64]) -> (f64, f64) {
 
 #[test]
 fn an_unchanged_response_reads_as_large_as_its_baseline_on_average() {
-    let spec = ChannelDefaults::of(Modality::SsepLower, Some(Site::Cortical)).measure;
-    let tb = Timebase {
-        start_offset: START,
-        sample_rate_hz: FS,
-    };
+    let (spec, tb) = setup();
     let s = response();
     let mut rng = Rng::new(37);
     // Per baseline: the mean amplitude of the later averages minus the baseline's, µV (0 on average when both
@@ -125,11 +133,7 @@ fn an_unchanged_response_reads_as_large_as_its_baseline_on_average() {
 #[test]
 fn a_single_average_baseline_is_measured_as_before() {
     // A user's baseline is the one average they chose: measured against itself, it gives its own values.
-    let spec = ChannelDefaults::of(Modality::SsepLower, Some(Site::Cortical)).measure;
-    let tb = Timebase {
-        start_offset: START,
-        sample_rate_hz: FS,
-    };
+    let (spec, tb) = setup();
     let mut rng = Rng::new(5);
     let y = average(&mut rng, &response(), 0.3);
     let mut m = Measurement::for_spec(&spec);

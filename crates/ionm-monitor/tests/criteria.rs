@@ -349,11 +349,9 @@ fn a_global_cortical_depression_with_intact_periphery_is_systemic() {
     assert!(matches!(&out[..], [Event::Alarm(a)] if !a.systemic));
 }
 
-#[test]
-fn one_low_average_of_unchanged_traces_does_not_make_a_focal_drop_systemic() {
-    // Four cortical traces and a peripheral control; the left tibial cortical response drops (focal). On the
-    // confirming average two unchanged cortical traces read 78% once (noise: one average's ratio has an s.d.
-    // of 0.1–0.15 on noisy traces); over their latest two averages they are at 89%: not depressed.
+/// Four cortical traces (CP3, CP4, Cz L, Cz R) and a peripheral control at 2 µV baselines, then one average of
+/// each per row (amplitudes, µV, in that order): the events after the baselines.
+fn four_cortical(rows: &[[f64; 5]]) -> Vec<Event> {
     let traces = ["CP3", "CP4", "Cz L", "Cz R"]
         .iter()
         .map(|n| meta(n, 0, Role::Cortical, Criteria::ssep()))
@@ -365,43 +363,34 @@ fn one_low_average_of_unchanged_traces_does_not_make_a_focal_drop_systemic() {
         settle(&mut m, t, 2.0, 37.0, 0.1, &mut out);
     }
     out.clear();
-    let rows: [[f64; 5]; 3] = [
-        [2.0, 2.0, 2.0, 2.0, 2.0],
-        [2.0, 2.0, 0.8, 2.0, 2.0],
-        [1.56, 1.56, 0.8, 2.0, 2.0],
-    ];
     for (k, row) in rows.iter().enumerate() {
         for (t, amp) in row.iter().enumerate() {
             m.on_average(&avg(t, 40.0 * (k + 1) as f64, *amp, 37.0), || None, &mut out);
         }
     }
+    out
+}
+
+#[test]
+fn one_low_average_of_unchanged_traces_does_not_make_a_focal_drop_systemic() {
+    // The left tibial cortical response drops (focal). On the confirming average two unchanged cortical traces
+    // read 78% once (noise: one average's ratio has an s.d. of 0.1–0.15 on noisy traces); over their latest two
+    // averages they are at 89%: not depressed.
+    let out = four_cortical(&[
+        [2.0, 2.0, 2.0, 2.0, 2.0],
+        [2.0, 2.0, 0.8, 2.0, 2.0],
+        [1.56, 1.56, 0.8, 2.0, 2.0],
+    ]);
     assert!(
         matches!(&out[..], [Event::Alarm(a)] if a.trace.as_deref() == Some("Cz L") && !a.systemic),
         "{out:?}"
     );
-
     // Two unchanged traces depressed over their latest averages as well (a global decline): systemic.
-    let traces = ["CP3", "CP4", "Cz L", "Cz R"]
-        .iter()
-        .map(|n| meta(n, 0, Role::Cortical, Criteria::ssep()))
-        .chain([meta("PF L", 1, Role::Peripheral, Criteria::ssep())])
-        .collect();
-    let mut m = Monitor::new(traces, vec!["Cz".into(), "PF".into()]);
-    let mut out = Vec::new();
-    for t in 0..5 {
-        settle(&mut m, t, 2.0, 37.0, 0.1, &mut out);
-    }
-    out.clear();
-    let rows: [[f64; 5]; 3] = [
+    let out = four_cortical(&[
         [1.5, 1.5, 2.0, 2.0, 2.0],
         [1.5, 1.5, 0.8, 2.0, 2.0],
         [1.5, 1.5, 0.8, 2.0, 2.0],
-    ];
-    for (k, row) in rows.iter().enumerate() {
-        for (t, amp) in row.iter().enumerate() {
-            m.on_average(&avg(t, 40.0 * (k + 1) as f64, *amp, 37.0), || None, &mut out);
-        }
-    }
+    ]);
     assert!(
         matches!(&out[..], [Event::Alarm(a)] if a.trace.as_deref() == Some("Cz L") && a.systemic),
         "{out:?}"
