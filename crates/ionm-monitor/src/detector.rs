@@ -74,6 +74,14 @@ impl DetectorContext<'_> {
         systemic_rule(&ratios(Role::Cortical), ratios(Role::Peripheral), 0.8)
     }
 
+    /// Trace `t`'s mean amplitude ratio over its latest [`crate::SYSTEMIC_AVERAGES`] block averages since its
+    /// baseline (`None` without a baseline, or when the latest average had no amplitude).
+    pub fn block_ratio(&self, t: usize) -> Option<f64> {
+        let tr = self.traces.get(t)?;
+        tr.baseline.as_ref()?;
+        tr.recent_ratio()
+    }
+
     /// A new alarm id (counted as raised).
     pub fn new_alarm_id(&mut self) -> u64 {
         let id = *self.next_id;
@@ -435,9 +443,11 @@ impl SequentialBank {
         self.traces.iter().filter(|t| t.is_some()).count().max(1)
     }
 
-    /// Systemic: the cortical traces are changed together (slow amplitude — 512 sweeps — ≤ 85%, or an alarm)
-    /// while the median peripheral slow amplitude is ≥ 80%: the block rule with the sequential detector's own
-    /// amplitude estimates.
+    /// Systemic: the cortical traces are changed together (slow amplitude — 512 sweeps — ≤ 85%, an alarm, or
+    /// the mean ratio of the trace's latest two block averages ≤ 80%) while the median peripheral slow amplitude
+    /// is ≥ 80%: the block rule with the sequential detector's own amplitude estimates besides the block's. On
+    /// noisy tibial traces the slow single-sweep amplitude read 0.93–1.08 during a decline to 0.79 (suite set A's
+    /// anaesthetic drift), so the trace did not count; its block averages see such a decline as well.
     fn systemic(&self, cx: &DetectorContext<'_>) -> bool {
         let mut cortical = Vec::new();
         let mut peripheral = Vec::new();
@@ -456,7 +466,10 @@ impl SequentialBank {
             // Strict on purpose: calling a focal injury systemic is the dangerous mistake. On the suite, with
             // "≤ 90% or evidence past half the threshold", noisy tibial traces made 3 of 24 focal drops look
             // global.
-            let changed = s.det.is_active() || s.alarm.is_some() || s.det.amplitude_slow() <= 0.85;
+            let changed = s.det.is_active()
+                || s.alarm.is_some()
+                || s.det.amplitude_slow() <= 0.85
+                || (meta.role == Role::Cortical && cx.block_ratio(t).is_some_and(|r| r <= 0.8));
             match meta.role {
                 // As ratios for the shared rule: changed → 0, unchanged → 1.
                 Role::Cortical => cortical.push(if changed { 0.0 } else { 1.0 }),

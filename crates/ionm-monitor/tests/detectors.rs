@@ -247,6 +247,68 @@ fn focal_and_global_drops_are_told_apart() {
     }
 }
 
+/// A cortical trace whose sweeps do not (yet) show a decline still counts as changed for the systemic tag when
+/// its latest block averages are at ≤ 80% of baseline: a noisy trace's slow single-sweep amplitude is a poor
+/// judge of a 20–30% decline. Here the sweeps of CP3, CP4 and Cz R stay at baseline while their block averages
+/// read 70%; Cz L drops to 30%: systemic. With their block averages at baseline: focal.
+#[test]
+fn block_averages_also_tell_a_cortical_trace_is_depressed() {
+    let traces = vec![
+        meta("CP3", 0, Role::Cortical),
+        meta("CP4", 1, Role::Cortical),
+        meta("Cz L", 2, Role::Cortical),
+        meta("Cz R", 3, Role::Cortical),
+        meta("Pop L", 4, Role::Peripheral),
+    ];
+    let labels: Vec<String> = (0..5).map(|c| format!("ch{c}")).collect();
+    for depressed in [true, false] {
+        let mut m = Monitor::with_detectors(traces.clone(), labels.clone(), &settings());
+        let mut out = Vec::new();
+        for t in 0..5 {
+            m.set_sweep_timebase(t, LEN, 0.1);
+            for k in 0..3 {
+                m.on_average(
+                    &AverageInput {
+                        trace: t,
+                        ..block_average(k, 2.0, 37.0)
+                    },
+                    || None,
+                    &mut out,
+                );
+            }
+        }
+        let (mut rng, mut t, mut out) = (Rng::new(11), 120.0, Vec::new());
+        feed(&mut m, &mut rng, 5, &mut t, 1000, |_, _| 1.0, 40.0, &mut out);
+        let level = if depressed { 1.4 } else { 2.0 };
+        for tr in [0, 1, 3] {
+            for k in 0..2 {
+                let a = AverageInput {
+                    trace: tr,
+                    ..block_average(10 + k, level, 37.0)
+                };
+                m.on_average(&a, || None, &mut out);
+            }
+        }
+        out.clear();
+        feed(
+            &mut m,
+            &mut rng,
+            5,
+            &mut t,
+            600,
+            |tr, _| if tr == 2 { 0.3 } else { 1.0 },
+            40.0,
+            &mut out,
+        );
+        let r = raised(&out);
+        assert!(r.iter().any(|x| x.0 == "Cz L"), "the drop is detected: {r:?}");
+        assert!(
+            r.iter().filter(|x| x.0 == "Cz L").all(|x| x.2 == depressed),
+            "systemic = {depressed}: {r:?}"
+        );
+    }
+}
+
 /// The combined scheme: with `block_floor` the sequential detector raises its own alarm when the standard
 /// criterion is confirmed on the block averages (here before it has even learnt its template), clears it with
 /// the criterion's hysteresis; without it, the same averages raise nothing.
