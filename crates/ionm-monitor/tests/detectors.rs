@@ -197,10 +197,9 @@ fn suspended_by_a_technical_alarm_and_restarted_by_a_rebaseline() {
     assert!(v.is_empty(), "learning a new template");
 }
 
-/// Four cortical traces and a peripheral control. A drop of one cortical trace is focal; a slow decline of all
-/// four (to 50% over 2000 sweeps, peripheral unchanged) is systemic.
-#[test]
-fn focal_and_global_drops_are_told_apart() {
+/// A monitor (sequential detector) with four cortical traces (CP3, CP4, Cz L, Cz R) and a peripheral control
+/// (Pop L), one channel each, sweeps of `LEN` samples.
+fn four_cortical_and_a_control() -> Monitor {
     let traces = vec![
         meta("CP3", 0, Role::Cortical),
         meta("CP4", 1, Role::Cortical),
@@ -209,11 +208,19 @@ fn focal_and_global_drops_are_told_apart() {
         meta("Pop L", 4, Role::Peripheral),
     ];
     let labels: Vec<String> = (0..5).map(|c| format!("ch{c}")).collect();
+    let mut m = Monitor::with_detectors(traces, labels, &settings());
+    for t in 0..5 {
+        m.set_sweep_timebase(t, LEN, 0.1);
+    }
+    m
+}
+
+/// Four cortical traces and a peripheral control. A drop of one cortical trace is focal; a slow decline of all
+/// four (to 50% over 2000 sweeps, peripheral unchanged) is systemic.
+#[test]
+fn focal_and_global_drops_are_told_apart() {
     for global in [false, true] {
-        let mut m = Monitor::with_detectors(traces.clone(), labels.clone(), &settings());
-        for t in 0..5 {
-            m.set_sweep_timebase(t, LEN, 0.1);
-        }
+        let mut m = four_cortical_and_a_control();
         let (mut rng, mut t, mut out) = (Rng::new(11), 0.0, Vec::new());
         feed(&mut m, &mut rng, 5, &mut t, 1000, |_, _| 1.0, 100.0, &mut out);
         out.clear();
@@ -253,19 +260,10 @@ fn focal_and_global_drops_are_told_apart() {
 /// read 70%; Cz L drops to 30%: systemic. With their block averages at baseline: focal.
 #[test]
 fn block_averages_also_tell_a_cortical_trace_is_depressed() {
-    let traces = vec![
-        meta("CP3", 0, Role::Cortical),
-        meta("CP4", 1, Role::Cortical),
-        meta("Cz L", 2, Role::Cortical),
-        meta("Cz R", 3, Role::Cortical),
-        meta("Pop L", 4, Role::Peripheral),
-    ];
-    let labels: Vec<String> = (0..5).map(|c| format!("ch{c}")).collect();
     for depressed in [true, false] {
-        let mut m = Monitor::with_detectors(traces.clone(), labels.clone(), &settings());
+        let mut m = four_cortical_and_a_control();
         let mut out = Vec::new();
         for t in 0..5 {
-            m.set_sweep_timebase(t, LEN, 0.1);
             for k in 0..3 {
                 m.on_average(
                     &AverageInput {
