@@ -264,6 +264,38 @@ fn a_stable_hour_raises_at_most_one_clinical_alarm() {
     assert!(clinical.len() <= 1, "{clinical:?}");
 }
 
+/// The values of a waveform in the events, µV.
+fn values(w: &Value) -> Vec<f64> {
+    w["values_uv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// The time base of a waveform in the events.
+fn timebase(w: &Value) -> ionm_dsp::measure::Timebase {
+    let (t0, dt) = (w["t0_ms"].as_f64().unwrap(), w["dt_ms"].as_f64().unwrap());
+    ionm_dsp::measure::Timebase {
+        start_offset: (t0 / dt).round() as i64,
+        sample_rate_hz: 1000.0 / dt,
+    }
+}
+
+/// The channel of `protocol` that `trace` belongs to, for the averaged (SSEP) traces; `None` for the others
+/// (the MEP ones replicate four single-sweep "averages").
+fn averaged_spec<'a>(
+    protocol: &'a ionm_dsp::Protocol,
+    trace: &str,
+) -> Option<&'a ionm_dsp::protocol::ChannelSpec> {
+    protocol
+        .channels
+        .iter()
+        .filter(|c| trace.starts_with(&c.name) && c.modality != ionm_dsp::protocol::Modality::Mep)
+        .max_by_key(|c| c.name.len())
+}
+
 #[test]
 fn a_baseline_is_its_averages_measured_the_way_later_averages_are() {
     // The waveforms of the averages a baseline is made of (the three before it, the SSEP preset's replication)
@@ -277,24 +309,10 @@ fn a_baseline_is_its_averages_measured_the_way_later_averages_are() {
         &["--events-waveforms"],
     );
     let protocol = ionm_dsp::Protocol::from_file(Path::new("protocols/sim-default.toml")).unwrap();
-    let values = |w: &Value| -> Vec<f64> {
-        w["values_uv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect()
-    };
     let mut checked = 0;
     for b in ev.iter().filter(|e| e["type"] == "baseline") {
         let trace = b["trace"].as_str().unwrap();
-        // The SSEP traces (the MEP ones replicate four single-sweep "averages").
-        let Some(spec) = protocol
-            .channels
-            .iter()
-            .filter(|c| trace.starts_with(&c.name) && c.modality != ionm_dsp::protocol::Modality::Mep)
-            .max_by_key(|c| c.name.len())
-        else {
+        let Some(spec) = averaged_spec(&protocol, trace) else {
             continue;
         };
         let averages: Vec<&Value> = ev
@@ -307,11 +325,7 @@ fn a_baseline_is_its_averages_measured_the_way_later_averages_are() {
             .map(|a| values(&a["waveform"]))
             .collect();
         let w = &b["waveform"];
-        let (t0, dt) = (w["t0_ms"].as_f64().unwrap(), w["dt_ms"].as_f64().unwrap());
-        let tb = ionm_dsp::measure::Timebase {
-            start_offset: (t0 / dt).round() as i64,
-            sample_rate_hz: 1000.0 / dt,
-        };
+        let tb = timebase(w);
         // The baseline's waveform is its reference: the mean of its latest two averages (f32 in the events).
         for (j, v) in values(w).iter().enumerate() {
             let mean = from[1..].iter().map(|f| f[j]).sum::<f64>() / 2.0;
@@ -378,23 +392,10 @@ fn a_restarted_device_keeps_the_baselines_tracking_reference() {
     assert_eq!(devices.len(), 2, "two sessions");
     let restart_s = devices[1]["stream_s"].as_f64().unwrap();
     let protocol = ionm_dsp::Protocol::from_file(Path::new("protocols/sim-default.toml")).unwrap();
-    let values = |w: &Value| -> Vec<f64> {
-        w["values_uv"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect()
-    };
     let (mut checked, mut tracked_differs) = (0, 0);
     for b in ev.iter().filter(|e| e["type"] == "baseline") {
         let trace = b["trace"].as_str().unwrap();
-        let Some(spec) = protocol
-            .channels
-            .iter()
-            .filter(|c| trace.starts_with(&c.name) && c.modality != ionm_dsp::protocol::Modality::Mep)
-            .max_by_key(|c| c.name.len())
-        else {
+        let Some(spec) = averaged_spec(&protocol, trace) else {
             continue;
         };
         let Some(after) = ev.iter().find(|e| {
@@ -403,11 +404,7 @@ fn a_restarted_device_keeps_the_baselines_tracking_reference() {
             continue;
         };
         let w = &b["waveform"];
-        let (t0, dt) = (w["t0_ms"].as_f64().unwrap(), w["dt_ms"].as_f64().unwrap());
-        let tb = ionm_dsp::measure::Timebase {
-            start_offset: (t0 / dt).round() as i64,
-            sample_rate_hz: 1000.0 / dt,
-        };
+        let tb = timebase(w);
         let template = values(w);
         let mut m = ionm_dsp::Measurement::for_spec(&spec.measure);
         ionm_dsp::measure::measure(&template, tb, &spec.measure, None, &mut m);

@@ -65,10 +65,9 @@ impl DetectorContext<'_> {
     /// and the other traces must count as depressed by then.
     pub fn block_systemic(&self) -> bool {
         let ratios = |role: Role| -> Vec<f64> {
-            self.traces
-                .iter()
-                .filter(|t| t.meta.role == role && t.baseline.is_some())
-                .filter_map(crate::TraceState::recent_ratio)
+            (0..self.traces.len())
+                .filter(|&t| self.traces[t].meta.role == role)
+                .filter_map(|t| self.block_ratio(t))
                 .collect()
         };
         systemic_rule(&ratios(Role::Cortical), ratios(Role::Peripheral), 0.8)
