@@ -370,10 +370,15 @@ pub struct EvidenceValue {
     pub latency_sd_ms: Option<f64>,
     /// Sweeps per short average of the latency estimate.
     pub latency_block: u32,
-    /// Evidence of a latency increase (CUSUM on short averages' lags; 0 while not running).
+    /// Evidence of a latency increase (CUSUM of the latency matched filter, standard deviations of one sweep's
+    /// projection; 0 while not running).
     pub latency_evidence: f64,
     /// Its threshold (0 while not running).
     pub latency_threshold: f64,
+    /// The latency filter's separation: standard deviations of one sweep's projection that the design latency
+    /// shift moves it (absent while not calibrated). Added in schema 1 (additive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_separation: Option<f64>,
     /// An alarm of this detector is active on the trace.
     pub active: bool,
     /// The detector calibrated but found the trace's single sweeps too noisy to show even a lost response

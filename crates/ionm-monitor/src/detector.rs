@@ -111,8 +111,17 @@ pub trait ChangeDetector: std::fmt::Debug + Send {
     /// The name in [`AlarmEvent::detector`](ionm_core::events::AlarmEvent::detector).
     fn name(&self) -> &'static str;
 
-    /// Trace `t`'s sweeps have `window_len` samples at `dt_ms` (set-up, before any sweep).
-    fn set_timebase(&mut self, _t: usize, _meta: &TraceMeta, _window_len: usize, _dt_ms: f64) {}
+    /// Trace `t`'s sweeps have `window_len` samples at `dt_ms`, the first `start_ms` from the stimulus (set-up,
+    /// before any sweep).
+    fn set_timebase(
+        &mut self,
+        _t: usize,
+        _meta: &TraceMeta,
+        _window_len: usize,
+        _dt_ms: f64,
+        _start_ms: f64,
+    ) {
+    }
 
     /// An average of `a.trace` compared with its baseline (the trace is not suspended).
     fn on_average(&mut self, _a: &AverageInput, _c: &Comparison, _cx: &mut DetectorContext<'_>) {}
@@ -496,14 +505,16 @@ impl ChangeDetector for SequentialBank {
     }
 
     /// Makes the trace's detector if it is an SSEP trace (kept if it already exists with this length).
-    fn set_timebase(&mut self, t: usize, meta: &TraceMeta, window_len: usize, dt_ms: f64) {
+    fn set_timebase(&mut self, t: usize, meta: &TraceMeta, window_len: usize, dt_ms: f64, start_ms: f64) {
         let Some(slot) = self.traces.get_mut(t) else {
             return;
         };
         if !sequential_applies(meta) || window_len < 8 {
             return;
         }
-        if slot.as_ref().is_some_and(|s| s.det.window_len() == window_len) {
+        if let Some(s) = slot.as_mut().filter(|s| s.det.window_len() == window_len) {
+            s.det.set_sample_period_ms(dt_ms);
+            s.det.set_window_start_ms(start_ms);
             return;
         }
         let s = &self.settings;
@@ -516,6 +527,7 @@ impl ChangeDetector for SequentialBank {
         };
         let mut det = SequentialDetector::new(config, window_len);
         det.set_sample_period_ms(dt_ms);
+        det.set_window_start_ms(start_ms);
         *slot = Some(SeqTrace {
             det,
             alarm: None,
@@ -788,6 +800,7 @@ impl ChangeDetector for SequentialBank {
                 latency_shift_ms: s.det.latency_shift_ms(),
                 latency_evidence: s.det.latency_evidence(),
                 latency_threshold: s.det.latency_threshold(),
+                latency_separation: Some(s.det.latency_separation()).filter(|d| *d > 0.0),
                 active: s.det.is_active(),
                 insensitive: s.det.is_insensitive(),
             });

@@ -201,9 +201,10 @@ impl Monitor {
         self.detectors.iter().map(|d| d.name()).collect()
     }
 
-    /// Declares trace `t`'s sweeps: `window_len` samples at `dt_ms` (for the sequential detector; a no-op when it
-    /// does not run or the trace is not an SSEP trace).
-    pub fn set_sweep_timebase(&mut self, t: usize, window_len: usize, dt_ms: f64) {
+    /// Declares trace `t`'s sweeps: `window_len` samples at `dt_ms`, the first `start_ms` from the stimulus
+    /// (negative: a pre-stimulus part). For the sequential detector; a no-op when it does not run or the trace
+    /// is not an SSEP trace.
+    pub fn set_sweep_timebase(&mut self, t: usize, window_len: usize, dt_ms: f64, start_ms: f64) {
         if !self.sequential {
             return;
         }
@@ -211,7 +212,7 @@ impl Monitor {
             return;
         };
         for d in &mut self.detectors {
-            d.set_timebase(t, &meta, window_len, dt_ms);
+            d.set_timebase(t, &meta, window_len, dt_ms, start_ms);
         }
     }
 

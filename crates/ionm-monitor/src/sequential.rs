@@ -65,14 +65,35 @@
 //! method) is not monitored at all ([`SequentialDetector::is_insensitive`]; on the simulator, sometimes Erb's
 //! point with its large ECG): it could only add false alarms.
 //!
-//! **Latency.** A later response also projects less on the fixed template, so the amplitude CUSUM reacts to a
-//! latency shift as well. To say which, the sweeps since the CUSUM was last 0 (its change-point estimate) are
-//! averaged and cross-correlated with the weights over ±¼ of the reference latency ([`ChangeLabel`]): a best
-//! lag of at least half the design latency change (`design_latency`, 10%) with the aligned amplitude above
-//! `1 − design_drop/2` is a latency change, anything else an amplitude change. Short non-overlapping averages
+//! **Latency.** A later response projects less on the fixed template, but a 10% shift of an N20 only as much as a
+//! ≈ 20% drop would — below `k` — so the amplitude CUSUM sees it late or never. A **second CUSUM** runs on a
+//! matched filter for the design shift ([`SequentialConfig::latency_cusum`], on by default): with `m₀` the
+//! calibrated (shrunk) template, `m₁` the same delayed by `δ = design_latency × reference latency` (linear
+//! interpolation) and `v` the template phase's per-sample variance, the weights are `u = (m₁ − m₀) / v` over
+//! 0.5–2 × the reference latency (where the response is; the blanked stimulus artifact and another stimulator's
+//! response in the same window do not move). This is the likelihood-ratio statistic of "delayed by δ" against "as
+//! at baseline" for Gaussian noise with that diagonal covariance; an amplitude drop `d` moves it by `−d` times
+//! its in-control distance from the midpoint, i.e. *away* from an alarm (a complete loss makes it a random walk,
+//! which the amplitude CUSUM flags first). It is made when monitoring starts and the reference latency is known
+//! (a new reference latency makes a new one), then calibrated on
+//! [`SequentialConfig::latency_calibration_sweeps`] monitored sweeps: level and s.d. of `q = Σ u·x` (the
+//! long-run s.d. where larger), and the **rise** a design shift causes, measured by projecting each calibration
+//! sweep delayed by `δ` as well (`E[q(x delayed)] − E[q(x)]`): on sweeps the template never saw, so free of the
+//! template's own noise, which inflates the template-based `Σ (m₁ − m₀)² / v` (by ≈ 20% on a 200-sweep template
+//! of the simulator's N20). Then, like the amplitude CUSUM, `z = (q − level) / s.d.` clipped at ±4, `k` = half
+//! the rise in s.d. plus the level margin, `S ← min(max(0, S + z − k), 2h)`; off when the design shift would
+//! not clear `k`. While the filter exists the two CUSUMs share the trace's false-alarm rate
+//! ([`SequentialConfig::latency_share`], 10% to the latency CUSUM), so that together they keep it (checked by
+//! simulation in `tests/sequential.rs`). On the suite, latency shifts of 10%
+//! were flagged in a median 9–15 s (30–46 s by the amplitude CUSUM alone).
+//!
+//! What a raised alarm is about ([`ChangeLabel`]): an alarm of the latency CUSUM is a latency change, its size
+//! from the sweeps since its change point cross-correlated with the template over ±¼ of the reference latency;
+//! for an alarm of the amplitude CUSUM, the sweeps since *its* change point are cross-correlated the same way: a
+//! best lag of at least half the design latency change with the aligned amplitude above `1 − design_drop/2` is a
+//! latency change, anything else an amplitude change. Short non-overlapping averages
 //! ([`SequentialConfig::latency_block`] sweeps) give a running latency estimate the same way (reported with the
-//! evidence); a second CUSUM on their lags ([`SequentialConfig::latency_cusum`]) exists but is off by default
-//! (heavy-tailed lags, see there).
+//! evidence).
 //!
 //! # Wiring
 //!
@@ -82,11 +103,8 @@
 //! sets the ARL from the accepted-sweep rate, the case's false-alarm target and the number of traces, raises and
 //! clears alarms (`detector: "sequential"`, `value` = the evidence, `threshold` = `h`), restarts a trace's
 //! detector on a user's re-baseline, passes the baseline latency as the reference, and tags systemic changes.
-//! `on_sweep` never allocates; `new` allocates nine buffers of `window_len` and three of the calibration length.
-
-/// The latency CUSUM runs only when one short average's lag resolves the design latency shift by at least this
-/// many standard deviations.
-pub const MIN_LATENCY_RESOLUTION: f64 = 3.0;
+//! `on_sweep` never allocates; `new` allocates twelve buffers of `window_len`, three of the calibration length and
+//! one of the latency calibration length.
 
 /// Configuration of a [`SequentialDetector`].
 #[derive(Debug, Clone, PartialEq)]
@@ -105,12 +123,18 @@ pub struct SequentialConfig {
     pub design_latency: f64,
     /// Sweeps per short average for the latency estimate (non-overlapping blocks).
     pub latency_block: u32,
-    /// Raise alarms from the latency CUSUM too (only where a short average resolves the design shift by
-    /// [`MIN_LATENCY_RESOLUTION`] s.d.). Off by default: on the simulator the short averages' lags have heavy
-    /// tails (the cross-correlation jumps to a neighbouring peak) and this CUSUM raised false alarms at a
-    /// far higher rate than its Gaussian threshold promises; latency changes are caught by the amplitude
-    /// CUSUM (a later response projects less on the template) and labelled by cross-correlation.
+    /// Run the latency CUSUM (module documentation, "Latency"): a matched filter for the design latency shift on
+    /// every sweep, once the reference latency is known.
     pub latency_cusum: bool,
+    /// The latency CUSUM's share of the trace's false-alarm rate while it runs (the amplitude CUSUM has the
+    /// rest): their in-control ARLs are the trace's divided by the shares, so that together they keep it.
+    /// Default 0.1: a larger `h` costs the latency CUSUM little (its evidence per sweep is large; +15% delay
+    /// against an even split) and the amplitude CUSUM, slow on noisy traces, almost nothing (+1%; +6% with
+    /// an even split).
+    pub latency_share: f64,
+    /// Monitored sweeps that calibrate the latency filter's level and s.d. before its CUSUM runs (it can only be
+    /// made once the reference latency and the amplitude calibration are known).
+    pub latency_calibration_sweeps: u32,
     /// Margin added to the CUSUM reference value, in standard errors of the calibrated level (`c/√M` in z units
     /// for `M` calibration sweeps). The level is estimated, and an error of one standard error shortens the
     /// in-control run length many-fold when `k` is small; 2 keeps it near the target at the cost of some delay.
@@ -145,7 +169,9 @@ impl SequentialConfig {
             threshold: None,
             design_latency: 0.10,
             latency_block: 32,
-            latency_cusum: false,
+            latency_cusum: true,
+            latency_share: 0.1,
+            latency_calibration_sweeps: 300,
             level_margin: 2.0,
             max_loss_delay_sweeps: 400.0,
             template_shrinkage: 2.0,
@@ -222,10 +248,38 @@ struct Latency {
     lag_sd: f64,
     /// Latest lag estimate, samples.
     last: Option<f64>,
-    /// CUSUM of lag increases.
+}
+
+/// The latency CUSUM's matched filter for a later response (module documentation, "Latency").
+#[derive(Debug, Clone, Default)]
+struct Shift {
+    /// Per-sample noise variance of the template phase (with its floor), 1 for a given template.
+    var: Vec<f64>,
+    /// Weights `u = (m₁ − m₀) / v` over the response's part of the window (all 0 while not set up).
+    u: Vec<f64>,
+    /// The design shift, samples (0: not set up).
+    delta: f64,
+    /// The part of the window the filter looks at, samples `lo..hi`.
+    lo: usize,
+    hi: usize,
+    /// Expected rise of the projection for the design shift: from the template, `Σ (m₁ − m₀)² / v`, until the
+    /// calibration measures it (`rise_sum / n`).
+    sep: f64,
+    /// Sum over the calibration sweeps of the projection of the sweep delayed by the design shift minus its own.
+    rise_sum: f64,
+    /// Calibration projections (capacity: the latency calibration length).
+    q: Vec<f64>,
+    /// In-control level and s.d. of the projection (s.d. 0: not calibrated).
+    mu: f64,
+    sd: f64,
+    /// CUSUM of increases (standard deviations), its reference value and threshold (h 0: not running).
     s: f64,
     k: f64,
     h: f64,
+    /// Sum of the sweeps since the CUSUM was last 0, and their count: cross-correlated with the template, the
+    /// shift of a raised alarm.
+    seg: Vec<f64>,
+    seg_n: u32,
 }
 
 /// One candidate matched filter during calibration (a template shrunk by one strength).
@@ -288,12 +342,17 @@ pub struct SequentialDetector {
     n_candidates: usize,
     /// The shrinkage strength of the filter in use (after calibration).
     shrinkage: Option<f64>,
+    /// The latency CUSUM.
+    shift: Shift,
+    /// Time of the window's first sample from the stimulus, ms, when known.
+    start_ms: Option<f64>,
 }
 
 impl SequentialDetector {
     /// A detector for sweeps of `window_len` samples, starting to learn its template.
     pub fn new(config: SequentialConfig, window_len: usize) -> Self {
         let config_cal_len = config.calibration_sweeps.clamp(2, 1 << 20) as usize;
+        let shift_cal_len = config.latency_calibration_sweeps.clamp(2, 1 << 20) as usize;
         Self {
             config,
             phase: Phase::Template { n: 0 },
@@ -329,6 +388,14 @@ impl SequentialDetector {
                 .collect(),
             n_candidates: 1,
             shrinkage: None,
+            shift: Shift {
+                var: vec![1.0; window_len],
+                u: vec![0.0; window_len],
+                seg: vec![0.0; window_len],
+                q: Vec::with_capacity(shift_cal_len),
+                ..Shift::default()
+            },
+            start_ms: None,
         }
     }
 
@@ -340,17 +407,31 @@ impl SequentialDetector {
 
     /// The sample period of the sweeps, ms (for latency shifts in ms; default 0.1 ms, i.e. 10 kHz).
     pub fn set_sample_period_ms(&mut self, dt_ms: f64) {
-        if dt_ms.is_finite() && dt_ms > 0.0 {
+        if dt_ms.is_finite() && dt_ms > 0.0 && dt_ms != self.dt_ms {
             self.dt_ms = dt_ms;
-            self.update_latency_thresholds();
+            self.setup_shift();
+        }
+    }
+
+    /// The time of the window's first sample from the stimulus, ms (negative for a pre-stimulus part): the latency
+    /// filter then looks at 0.5–2 × the reference latency only, not at what does not move with the response (the
+    /// blanked stimulus artifact, another stimulator's response in the same window).
+    pub fn set_window_start_ms(&mut self, start_ms: f64) {
+        if start_ms.is_finite() && self.start_ms != Some(start_ms) {
+            self.start_ms = Some(start_ms);
+            self.setup_shift();
         }
     }
 
     /// The reference latency (the baseline's primary peak, ms after the stimulus): the latency CUSUM is tuned
-    /// for [`SequentialConfig::design_latency`] of it, and it runs only once this is known.
+    /// for [`SequentialConfig::design_latency`] of it, and it runs only once this is known (a new value makes a
+    /// new filter, calibrated again).
     pub fn set_reference_latency_ms(&mut self, latency_ms: Option<f64>) {
-        self.ref_latency_ms = latency_ms.filter(|l| l.is_finite() && *l > 0.0);
-        self.update_latency_thresholds();
+        let r = latency_ms.filter(|l| l.is_finite() && *l > 0.0);
+        if r != self.ref_latency_ms {
+            self.ref_latency_ms = r;
+            self.setup_shift();
+        }
     }
 
     /// Sets the target in-control ARL (sweeps); thresholds are recomputed if already calibrated.
@@ -358,11 +439,10 @@ impl SequentialDetector {
         if arl_sweeps.is_finite() && arl_sweeps >= 2.0 {
             self.config.arl_sweeps = arl_sweeps;
             if self.phase == Phase::Monitoring {
-                self.h = self
-                    .config
-                    .threshold
-                    .unwrap_or_else(|| siegmund_threshold(self.k, self.config.arl_sweeps));
-                self.update_latency_thresholds();
+                self.h = self.threshold_for(self.k, false);
+                if self.shift.h > 0.0 {
+                    self.shift.h = self.threshold_for(self.shift.k, true);
+                }
             }
         }
     }
@@ -399,12 +479,28 @@ impl SequentialDetector {
 
     /// The latency CUSUM statistic (0 while it is not running).
     pub fn latency_evidence(&self) -> f64 {
-        self.latency.s
+        self.shift.s
     }
 
     /// The latency CUSUM threshold (0 while it is not running).
     pub fn latency_threshold(&self) -> f64 {
-        self.latency.h
+        self.shift.h
+    }
+
+    /// The latency CUSUM's reference value `k` (0 while it is not running).
+    pub fn latency_reference(&self) -> f64 {
+        self.shift.k
+    }
+
+    /// The latency filter's separation: how many standard deviations of one sweep's projection the design
+    /// latency shift moves it (0 until the latency filter is calibrated). Lorden's bound for a shift of that size
+    /// is `log(ARL₀) / (sep²/2)` sweeps.
+    pub fn latency_separation(&self) -> f64 {
+        if self.shift.sd > 0.0 {
+            self.shift.sep / self.shift.sd
+        } else {
+            0.0
+        }
     }
 
     /// Slow mean amplitude (512 sweeps, ≈ 2 min at 4.7 Hz), baseline units.
@@ -425,29 +521,122 @@ impl SequentialDetector {
             .max(1)
     }
 
-    /// (Re)computes the latency CUSUM's k and h from the calibrated lag s.d., the reference latency and the ARL
-    /// (in blocks). Without either the latency CUSUM stays off.
-    fn update_latency_thresholds(&mut self) {
-        let l = &mut self.latency;
-        match self.ref_latency_ms {
-            // Only when asked for, and when one block's lag resolves the design shift (≥ MIN_LATENCY_RESOLUTION
-            // s.d.): below that the lag of a short average jumps between peaks and its CUSUM is not Gaussian.
-            Some(r)
-                if self.config.latency_cusum
-                    && l.lag_sd > 0.0
-                    && self.config.design_latency * r / self.dt_ms / l.lag_sd >= MIN_LATENCY_RESOLUTION =>
-            {
-                let delta = self.config.design_latency * r / self.dt_ms / l.lag_sd;
-                l.k = 0.5 * delta;
-                let blocks = self.config.arl_sweeps / f64::from(self.config.latency_block.max(1));
-                l.h = siegmund_threshold(l.k, blocks.max(2.0));
-            }
-            _ => {
-                l.k = 0.0;
-                l.h = 0.0;
-                l.s = 0.0;
-            }
+    /// The target in-control run length of the amplitude (`latency` false) or the latency CUSUM: the trace's,
+    /// divided by the CUSUM's share of its false alarms while the latency filter exists (calibrating or
+    /// running).
+    fn arl_of(&self, latency: bool) -> f64 {
+        let share = self.config.latency_share.clamp(0.01, 0.99);
+        match (self.shift.delta > 0.0, latency) {
+            (false, _) => self.config.arl_sweeps,
+            (true, false) => self.config.arl_sweeps / (1.0 - share),
+            (true, true) => self.config.arl_sweeps / share,
         }
+    }
+
+    /// The threshold for reference value `k` of one CUSUM: the configured one, or Siegmund's for
+    /// [`Self::arl_of`].
+    fn threshold_for(&self, k: f64, latency: bool) -> f64 {
+        self.config
+            .threshold
+            .unwrap_or_else(|| siegmund_threshold(k, self.arl_of(latency)))
+    }
+
+    /// (Re)makes the latency filter from the calibrated template (module documentation, "Latency") and starts its
+    /// calibration; it stays off without a reference latency, before monitoring, or when the design shift is
+    /// under half a sample.
+    fn setup_shift(&mut self) {
+        let sh = &mut self.shift;
+        sh.u.iter_mut().for_each(|x| *x = 0.0);
+        sh.q.clear();
+        (sh.delta, sh.sep, sh.mu, sh.sd, sh.s, sh.k, sh.h) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        (sh.lo, sh.hi, sh.rise_sum) = (0, 0, 0.0);
+        sh.seg.iter_mut().for_each(|x| *x = 0.0);
+        sh.seg_n = 0;
+        self.build_shift();
+        if self.phase == Phase::Monitoring {
+            // The amplitude CUSUM's share of the trace's false alarms changed with it.
+            self.h = self.threshold_for(self.k, false);
+        }
+    }
+
+    /// The latency filter's weights (part of [`Self::setup_shift`]).
+    fn build_shift(&mut self) {
+        let sh = &mut self.shift;
+        let Some(r) = self.ref_latency_ms else { return };
+        if !self.config.latency_cusum || self.phase != Phase::Monitoring {
+            return;
+        }
+        let delta = self.config.design_latency * r / self.dt_ms;
+        if !(delta.is_finite() && delta >= 0.5) {
+            return;
+        }
+        let n = self.weights.len();
+        let (lo, hi) = match self.start_ms {
+            Some(t0) => (
+                ((0.5 * r - t0) / self.dt_ms).ceil().clamp(0.0, n as f64) as usize,
+                ((2.0 * r - t0) / self.dt_ms).floor().clamp(-1.0, n as f64 - 1.0) as isize + 1,
+            ),
+            None => (0, n as isize),
+        };
+        let hi = hi.max(0) as usize;
+        // The template in µV-like units: the weights are m / v.
+        let (w, var) = (&self.weights, &sh.var);
+        let m = |j: usize| w[j] * var[j];
+        let mut sep = 0.0;
+        let hi = hi.max(lo);
+        for (i, (u, &v)) in sh.u[lo..hi].iter_mut().zip(&var[lo..hi]).enumerate() {
+            let i = lo + i;
+            let x = i as f64 - delta;
+            let m1 = if x < 0.0 {
+                0.0
+            } else {
+                let j = x.floor() as usize;
+                let f = x - j as f64;
+                let b = if j + 1 < n { m(j + 1) } else { 0.0 };
+                m(j) + f * (b - m(j))
+            };
+            let d = m1 - m(i);
+            *u = d / v;
+            sep += d * d / v;
+        }
+        if sep > 0.0 && sep.is_finite() {
+            (sh.delta, sh.sep, sh.lo, sh.hi) = (delta, sep, lo, hi);
+        } else {
+            sh.u.iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+
+    /// The end of the latency filter's calibration: its level and s.d. (the long-run one where larger), the
+    /// measured rise for the design shift, `k` with the same level margin as the amplitude CUSUM's, and `h`. Off
+    /// when the design shift would not even clear `k`.
+    fn finish_shift_calibration(&mut self) {
+        let sh = &self.shift;
+        let nf = sh.q.len() as f64;
+        let mu = sh.q.iter().sum::<f64>() / nf;
+        let var = sh.q.iter().map(|q| (q - mu) * (q - mu)).sum::<f64>() / (nf - 1.0);
+        let sd = var.max(long_run_variance(&sh.q, mu, var)).sqrt();
+        let template_sep = sh.sep;
+        let sep = sh.rise_sum / nf;
+        let d = sep / sd;
+        let k = 0.5 * d + self.config.level_margin / nf.sqrt();
+        if !(sd > 0.0 && d.is_finite() && d > k) {
+            self.shift.delta = 0.0;
+            self.shift.u.iter_mut().for_each(|x| *x = 0.0);
+            self.h = self.threshold_for(self.k, false);
+            return;
+        }
+        let h = self.threshold_for(k, true);
+        let sh = &mut self.shift;
+        (sh.mu, sh.sd, sh.sep, sh.k, sh.h, sh.s) = (mu, sd, sep, k, h, 0.0);
+        tracing::debug!(
+            template_sep,
+            sep,
+            sd,
+            separation = d,
+            k,
+            h,
+            "latency filter calibrated"
+        );
     }
 
     /// [`best_lag`] with the weights in use.
@@ -491,6 +680,8 @@ impl SequentialDetector {
             block,
             ..Latency::default()
         };
+        // Not monitoring: clears the latency filter.
+        self.setup_shift();
     }
 
     fn reset_segment(&mut self) {
@@ -511,6 +702,7 @@ impl SequentialDetector {
         }
         c.shrinkage = 0.0;
         self.n_candidates = 1;
+        self.shift.var.iter_mut().for_each(|v| *v = 1.0);
         self.start_calibration();
         true
     }
@@ -521,6 +713,9 @@ impl SequentialDetector {
         let c_max = self.config.template_shrinkage;
         let strengths = [0.0, 0.5 * c_max, c_max];
         self.n_candidates = if c_max > 0.0 && c_max.is_finite() { 3 } else { 1 };
+        for (v, &m2) in self.shift.var.iter_mut().zip(&self.m2) {
+            *v = (m2 / (n - 1.0)).max(floor);
+        }
         for (cand, &c) in self.candidates.iter_mut().zip(&strengths).take(self.n_candidates) {
             cand.shrinkage = c;
             for ((w, &m), &m2) in cand.weights.iter_mut().zip(&self.mean).zip(&self.m2) {
@@ -552,6 +747,8 @@ impl SequentialDetector {
             c.lag_sum2 = 0.0;
         }
         self.shrinkage = None;
+        // Not monitoring: clears the latency filter (made again when monitoring starts).
+        self.setup_shift();
     }
 
     /// True once the template and calibration are done and sweeps are being scored.
@@ -669,24 +866,18 @@ impl SequentialDetector {
                 }
                 if self.latency_block(data) {
                     let (lag, _) = self.best_lag(&self.scratch);
-                    let l = &mut self.latency;
-                    l.last = Some(lag);
-                    if l.h > 0.0 {
-                        // Clipped at ±4 s.d.: a cross-correlation that jumps to a neighbouring peak is not 10 s.d.
-                        // of evidence.
-                        let zl = ((lag - l.lag0) / l.lag_sd).clamp(-3.0, 3.0);
-                        l.s = (l.s + zl - l.k).clamp(0.0, 2.0 * l.h);
-                    }
+                    self.latency.last = Some(lag);
                 }
-                let lat = &self.latency;
+                self.shift_sweep(data);
+                let sh = &self.shift;
                 let amp_hit = self.s >= self.h;
-                let lat_hit = lat.h > 0.0 && lat.s >= lat.h;
+                let lat_hit = sh.h > 0.0 && sh.s >= sh.h;
                 let mut label = None;
                 let decision = if !self.active && (amp_hit || lat_hit) {
                     self.active = true;
-                    label = Some(self.label(lat_hit));
+                    label = Some(self.label(lat_hit && !amp_hit));
                     Some(Decision::Raised)
-                } else if self.active && self.s <= 0.0 && lat.s <= 0.0 {
+                } else if self.active && self.s <= 0.0 && sh.s <= 0.0 {
                     self.active = false;
                     Some(Decision::Cleared)
                 } else {
@@ -703,8 +894,8 @@ impl SequentialDetector {
                     decision,
                     amplitude_slow: self.slow,
                     latency_shift_ms: lat.last.map(|l| (l - lat.lag0) * self.dt_ms),
-                    latency_evidence: lat.s,
-                    latency_threshold: lat.h,
+                    latency_evidence: self.shift.s,
+                    latency_threshold: self.shift.h,
                     label,
                 })
             }
@@ -715,6 +906,19 @@ impl SequentialDetector {
     /// worth of sweeps is not guaranteed: a step change is flagged within tens of sweeps) cross-correlated with
     /// the template.
     fn label(&mut self, latency_cusum: bool) -> ChangeLabel {
+        if latency_cusum {
+            // The sweeps since the latency CUSUM's change point, cross-correlated with the template.
+            let n = f64::from(self.shift.seg_n.max(1));
+            for (a, g) in self.scratch.iter_mut().zip(&self.shift.seg) {
+                *a = g / n;
+            }
+            let (lag, _) = self.best_lag(&self.scratch);
+            let shift_ms = (lag - self.latency.lag0) * self.dt_ms;
+            return ChangeLabel::Latency {
+                shift_ms,
+                ratio: self.ref_latency_ms.map(|r| (r + shift_ms) / r),
+            };
+        }
         let n = f64::from(self.segment_n.max(1));
         for (a, g) in self.scratch.iter_mut().zip(&self.segment) {
             *a = g / n;
@@ -723,8 +927,7 @@ impl SequentialDetector {
         let shift_ms = (lag - self.latency.lag0) * self.dt_ms;
         let ratio = c / self.mu0;
         let min_shift = 0.5 * self.config.design_latency * self.ref_latency_ms.unwrap_or(20.0);
-        let is_latency =
-            latency_cusum || (shift_ms >= min_shift && ratio > 1.0 - 0.5 * self.config.design_drop);
+        let is_latency = shift_ms >= min_shift && ratio > 1.0 - 0.5 * self.config.design_drop;
         if is_latency {
             ChangeLabel::Latency {
                 shift_ms,
@@ -737,6 +940,53 @@ impl SequentialDetector {
 
     fn project(&self, data: &[f32]) -> f64 {
         dot(&self.weights, data)
+    }
+
+    /// One monitored sweep through the latency filter: calibration, then its CUSUM.
+    fn shift_sweep(&mut self, data: &[f32]) {
+        if self.shift.delta <= 0.0 {
+            return;
+        }
+        let q = dot(&self.shift.u, data);
+        let sh = &mut self.shift;
+        if sh.h <= 0.0 {
+            let cal_len = self.config.latency_calibration_sweeps.clamp(2, 1 << 20) as usize;
+            if sh.q.len() < cal_len {
+                sh.q.push(q);
+                // The same sweep delayed by the design shift: what a later response would project (its noise is
+                // delayed too, which changes nothing on average). Measured on sweeps the template never saw,
+                // the rise is free of the template's own noise, which inflates `Σ (m₁ − m₀)² / v`.
+                let mut delayed = 0.0;
+                for i in sh.lo..sh.hi {
+                    let x = i as f64 - sh.delta;
+                    if x < 0.0 {
+                        continue;
+                    }
+                    let j = x.floor() as usize;
+                    let f = x - j as f64;
+                    let a = f64::from(data[j]);
+                    let b = data.get(j + 1).map_or(0.0, |&b| f64::from(b));
+                    delayed += sh.u[i] * (a + f * (b - a));
+                }
+                sh.rise_sum += delayed - q;
+            }
+            if sh.q.len() >= cal_len {
+                self.finish_shift_calibration();
+            }
+            return;
+        }
+        // Clipped like the amplitude's z.
+        let z = ((q - sh.mu) / sh.sd).clamp(-4.0, 4.0);
+        sh.s = (sh.s + z - sh.k).clamp(0.0, 2.0 * sh.h);
+        if sh.s > 0.0 {
+            for (g, &x) in sh.seg.iter_mut().zip(data) {
+                *g += f64::from(x);
+            }
+            sh.seg_n += 1;
+        } else if sh.seg_n > 0 {
+            sh.seg.iter_mut().for_each(|x| *x = 0.0);
+            sh.seg_n = 0;
+        }
     }
 
     /// The end of calibration: keeps the candidate filter with the smallest `σ` (its level, s.d. and latency
@@ -783,10 +1033,7 @@ impl SequentialDetector {
         self.sigma = sigma;
         let nf = c.p.len() as f64;
         self.k = 0.5 * self.config.design_drop / self.sigma + self.config.level_margin / nf.sqrt();
-        self.h = self
-            .config
-            .threshold
-            .unwrap_or_else(|| siegmund_threshold(self.k, self.config.arl_sweeps));
+        self.h = self.threshold_for(self.k, false);
         self.s = 0.0;
         let (lag_n, lag_sum, lag_sum2) = (c.lag_n, c.lag_sum, c.lag_sum2);
         let l = &mut self.latency;
@@ -802,12 +1049,12 @@ impl SequentialDetector {
         }
         l.n = 0;
         l.block.iter_mut().for_each(|x| *x = 0.0);
-        self.update_latency_thresholds();
         self.phase = if self.loss_delay_sweeps() <= self.config.max_loss_delay_sweeps {
             Phase::Monitoring
         } else {
             Phase::Insensitive
         };
+        self.setup_shift();
     }
 }
 

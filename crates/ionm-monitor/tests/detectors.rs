@@ -75,7 +75,7 @@ fn one_cortical_trace(settings: &DetectorSettings) -> Monitor {
         vec!["ch0".into()],
         settings,
     );
-    m.set_sweep_timebase(0, LEN, 0.1);
+    m.set_sweep_timebase(0, LEN, 0.1, 0.0);
     m
 }
 
@@ -210,7 +210,7 @@ fn four_cortical_and_a_control() -> Monitor {
     let labels: Vec<String> = (0..5).map(|c| format!("ch{c}")).collect();
     let mut m = Monitor::with_detectors(traces, labels, &settings());
     for t in 0..5 {
-        m.set_sweep_timebase(t, LEN, 0.1);
+        m.set_sweep_timebase(t, LEN, 0.1, 0.0);
     }
     m
 }

@@ -328,10 +328,10 @@ fn detector_false_alarm_run_length_meets_its_target() {
     }
 }
 
-/// A later response is labelled latency, a smaller one amplitude: the sweeps since the CUSUM's change point,
+/// A later response is labelled latency, a smaller one amplitude: the sweeps since the change point,
 /// cross-correlated with the template. Response: one period of 100 samples (10 ms at 0.1 ms) centred on sample
-/// 100; the reference latency is 10 ms, so a +15% shift is 15 samples (the projection on the fixed template
-/// falls to cos(2π·0.15) ≈ 0.59, which is what raises the alarm).
+/// 100; the reference latency is 10 ms, so a +15% shift is 15 samples (the latency CUSUM, tuned for 10 samples,
+/// raises the alarm; the 60% drop is raised by the amplitude CUSUM).
 #[test]
 fn latency_and_amplitude_changes_are_told_apart() {
     let r = response(10.0);
@@ -366,9 +366,13 @@ fn latency_and_amplitude_changes_are_told_apart() {
         }
         match (label, want_latency) {
             (Some(ChangeLabel::Latency { shift_ms, ratio }), true) => {
-                // 1.5 ms; the segment average is short and noisy: ± 0.5 ms.
-                assert!((shift_ms - 1.5).abs() < 0.5, "shift {shift_ms}");
-                assert!(ratio.is_some_and(|x| (x - 1.15).abs() < 0.05), "{ratio:?}");
+                // 1.5 ms; the segment average is short and noisy, and biased up (taken where the CUSUM crossed):
+                // within half of it here (the estimate's accuracy: `a_design_latency_shift_is_flagged_…`).
+                assert!((shift_ms - 1.5).abs() < 0.75, "shift {shift_ms}");
+                assert!(
+                    ratio.is_some_and(|x| (x - (10.0 + shift_ms) / 10.0).abs() < 1e-9),
+                    "{ratio:?}"
+                );
             }
             (Some(ChangeLabel::Amplitude { ratio }), false) => {
                 assert!((ratio - 0.4).abs() < 0.25, "amplitude {ratio}");
@@ -473,4 +477,194 @@ fn hopelessly_noisy_traces_are_left_to_the_block_detector() {
             assert!(!det.is_insensitive());
         }
     }
+}
+
+/// `r` delayed by `shift` samples (zeros before it).
+fn delayed(r: &[f64], shift: usize) -> Vec<f64> {
+    (0..r.len())
+        .map(|i| if i >= shift { r[i - shift] } else { 0.0 })
+        .collect()
+}
+
+/// Runs `det` on sweeps of `r` until the latency CUSUM is running (its threshold set); false if it never is.
+fn until_latency_runs(
+    det: &mut SequentialDetector,
+    rng: &mut Rng,
+    r: &[f64],
+    noise: f64,
+    max: usize,
+) -> bool {
+    let mut buf = vec![0.0_f32; r.len()];
+    for _ in 0..max {
+        sweep(rng, r, 1.0, noise, &mut buf);
+        det.on_sweep(&buf);
+        if det.latency_threshold() > 0.0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The latency CUSUM's threshold: with the latency filter running besides the amplitude CUSUM (at the trace's
+/// target ARL `A` divided by their shares of its false alarms, 0.1 and 0.9), the trace's mean run length to a
+/// false alarm on pure noise — either CUSUM raising — is the target: at least the target − 3 s.e. with the
+/// default level margin, and within [target − 3 s.e., 2 × target] with no margin and long calibrations (the first
+/// alarm of two independent CUSUMs at `A/0.1` and `A/0.9` comes after ≈ `A` sweeps; without the split it would be
+/// ≈ `A/2` and fail the first bound). 60 runs each: s.e. ≈ mean/√60 ≈ 13%.
+#[test]
+fn both_cusums_together_keep_the_traces_false_alarm_target() {
+    let r = response(10.0);
+    let target = 400.0;
+    let mut buf = vec![0.0_f32; LEN];
+    for (margin, calibration) in [(2.0, 400), (0.0, 2000)] {
+        let runs = 60;
+        let mut lengths = Vec::new();
+        for seed in 0..runs {
+            let mut rng = Rng::new(9100 + seed);
+            let cfg = SequentialConfig {
+                template_sweeps: 400,
+                calibration_sweeps: calibration,
+                latency_calibration_sweeps: calibration,
+                arl_sweeps: target,
+                level_margin: margin,
+                ..SequentialConfig::for_rate(4.7, 8.0)
+            };
+            let mut det = SequentialDetector::new(cfg, LEN);
+            det.set_sample_period_ms(0.1);
+            det.set_reference_latency_ms(Some(10.0));
+            // Counted from the moment both run (a false alarm of the amplitude CUSUM before that restarts).
+            while !until_latency_runs(&mut det, &mut rng, &r, 10.0, 10_000) {
+                det.restart();
+            }
+            if det.is_active() {
+                det.restart();
+                continue;
+            }
+            let mut n = 0u64;
+            loop {
+                sweep(&mut rng, &r, 1.0, 10.0, &mut buf);
+                let o = det.on_sweep(&buf).expect("monitoring");
+                n += 1;
+                if o.decision == Some(Decision::Raised) || n >= 200_000 {
+                    break;
+                }
+            }
+            lengths.push(n as f64);
+        }
+        let mean = lengths.iter().sum::<f64>() / lengths.len() as f64;
+        let se = mean / (lengths.len() as f64).sqrt();
+        assert!(
+            mean >= target - 3.0 * se,
+            "margin {margin}: mean run length {mean:.0} below the target {target}"
+        );
+        if margin == 0.0 {
+            assert!(
+                mean <= 2.0 * target,
+                "margin 0: mean run length {mean:.0} vs {target}"
+            );
+        }
+    }
+}
+
+/// The latency CUSUM against analytic figures. The response has a 100-sample period and the reference latency is
+/// 10 ms at 0.1 ms per sample, so the design shift (10%) is 10 samples: `Δr = r(t − 10) − r(t)`. The filter is
+/// made from the template, `u = Δm / v` with `Δm = Δr + Δe` (the template's noise, `‖Δe‖² ≈ 2·L·σₙ²/N`: 20 against
+/// `‖Δr‖²` = 41 here, N = 2000 unshrunk), so what a shift really adds to one sweep's projection is `⟨Δr, Δm⟩/v`,
+/// in its standard deviations `D = ‖Δr‖² / (σₙ·‖Δm‖)` — analytically `‖Δr‖²/(σₙ·√(‖Δr‖² + 2Lσₙ²/N))` ≈ 0.53
+/// (the exact filter's would be `‖Δr‖/σₙ` ≈ 0.64). The detector measures it on its calibration sweeps, delayed
+/// (each with an s.e. of ≈ √(2/300) ≈ 0.08): the mean of 20 is within 15% of the analytic value. A 10% later
+/// response is then flagged by the latency CUSUM and labelled latency, with a shift (the sweeps since its change
+/// point cross-correlated with the template: s.d. ≈ 0.3 ms here, and biased up a little, as every estimate taken
+/// where a CUSUM crossed is) between 0 and 2 ms, their mean within 0.3 ms of 1 ms; the mean delay of the 20 detectors is within 35% of Siegmund's prediction for the analytic `D` with each one's
+/// own `k` and `h` (delays after a shift have a s.d. of ≈ 40% of their mean here, 9% for 20; each `k` carries
+/// its measured `D`'s error). The amplitude CUSUM alone sees this shift as a 21% drop (the projection on the
+/// template falls to 0.79), below its reference value (≈ 0.21 s.d. against ≈ 0.36): it flags it only by chance,
+/// after ≈ 1800 sweeps by Siegmund's formula; on the same sweeps (capped at 3000) its mean delay is asserted to
+/// be over 4 times the latency CUSUM's.
+#[test]
+fn a_design_latency_shift_is_flagged_as_siegmund_predicts() {
+    let (norm, noise) = (10.0, 10.0);
+    let r = response(norm);
+    let shifted = delayed(&r, 10);
+    let dr2 = r
+        .iter()
+        .zip(&shifted)
+        .map(|(a, b)| (b - a) * (b - a))
+        .sum::<f64>();
+    let template_noise = 2.0 * LEN as f64 * noise * noise / 2000.0;
+    let analytic = dr2 / (noise * (dr2 + template_noise).sqrt());
+    let mut separations = Vec::new();
+    let mut shifts = Vec::new();
+    let mut buf = vec![0.0_f32; LEN];
+    let mut delays = Vec::new();
+    let mut amplitude_alone = Vec::new();
+    for seed in 0..20 {
+        for latency_cusum in [true, false] {
+            let mut rng = Rng::new(5200 + seed);
+            let cfg = SequentialConfig {
+                template_sweeps: 2000,
+                calibration_sweeps: 400,
+                template_shrinkage: 0.0,
+                latency_cusum,
+                ..SequentialConfig::for_rate(4.7, 8.0)
+            };
+            let mut det = SequentialDetector::new(cfg, LEN);
+            det.set_sample_period_ms(0.1);
+            det.set_reference_latency_ms(Some(10.0));
+            let runs = until_latency_runs(&mut det, &mut rng, &r, noise, 3000);
+            assert_eq!(runs, latency_cusum);
+            if !latency_cusum {
+                // Learnt and monitoring (the latency CUSUM off): the amplitude CUSUM alone.
+                for _ in 0..3000 {
+                    sweep(&mut rng, &r, 1.0, noise, &mut buf);
+                    det.on_sweep(&buf);
+                }
+                assert!(det.is_monitoring() && !det.is_active());
+            } else {
+                separations.push(det.latency_separation());
+                assert!(!det.is_active(), "no alarm before the change");
+            }
+            let mut raised = None;
+            for n in 1..=3000 {
+                sweep(&mut rng, &shifted, 1.0, noise, &mut buf);
+                let o = det.on_sweep(&buf).expect("monitoring");
+                if o.decision == Some(Decision::Raised) {
+                    raised = Some((n, o.label, o.latency_evidence >= o.latency_threshold));
+                    break;
+                }
+            }
+            if latency_cusum {
+                let (n, label, by_latency) = raised.expect("the shift is flagged");
+                assert!(by_latency, "by the latency CUSUM");
+                match label {
+                    Some(ChangeLabel::Latency { shift_ms, .. }) => {
+                        assert!(shift_ms > 0.0 && shift_ms < 2.0, "shift {shift_ms}");
+                        shifts.push(shift_ms);
+                    }
+                    other => panic!("labelled {other:?}"),
+                }
+                delays.push((
+                    f64::from(n),
+                    siegmund_arl(det.latency_reference(), det.latency_threshold(), analytic),
+                ));
+            } else {
+                amplitude_alone.push(f64::from(raised.map_or(3000, |x| x.0)));
+            }
+        }
+    }
+    let shift = shifts.iter().sum::<f64>() / shifts.len() as f64;
+    assert!((shift - 1.0).abs() < 0.3, "mean shift estimate {shift} ms");
+    let d = separations.iter().sum::<f64>() / separations.len() as f64;
+    assert!((d / analytic - 1.0).abs() < 0.15, "separation {d} vs {analytic}");
+    let measured = delays.iter().map(|d| d.0).sum::<f64>() / delays.len() as f64;
+    let predicted = delays.iter().map(|d| d.1).sum::<f64>() / delays.len() as f64;
+    assert!(
+        (measured / predicted - 1.0).abs() < 0.35,
+        "delay {measured} vs Siegmund {predicted}"
+    );
+    let alone = amplitude_alone.iter().sum::<f64>() / amplitude_alone.len() as f64;
+    assert!(
+        alone > 4.0 * measured,
+        "amplitude CUSUM alone {alone} vs {measured}"
+    );
 }

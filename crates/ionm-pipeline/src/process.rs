@@ -234,7 +234,13 @@ impl Processor {
         if let Some(m) = self.monitor.as_mut() {
             // The single-sweep detectors need each trace's sweep shape (kept across device restarts).
             for (t, info) in (0..engine.trace_count()).filter_map(|t| engine.trace_info(t).map(|i| (t, i))) {
-                m.set_sweep_timebase(t, info.window_len, 1000.0 / info.timebase.sample_rate_hz);
+                let dt_ms = 1000.0 / info.timebase.sample_rate_hz;
+                m.set_sweep_timebase(
+                    t,
+                    info.window_len,
+                    dt_ms,
+                    info.timebase.start_offset as f64 * dt_ms,
+                );
             }
         }
         self.since = vec![Since::default(); engine.trace_count()];
