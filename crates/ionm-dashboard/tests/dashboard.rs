@@ -511,6 +511,28 @@ fn the_sequential_detectors_evidence_is_shown_on_its_trace() {
         ..Default::default()
     });
     assert_eq!(h.query_all_by_label_contains("evidence 75%").count(), 1);
+    assert_eq!(
+        h.query_all_by_label_contains("latency evidence").count(),
+        0,
+        "no latency CUSUM running"
+    );
+}
+
+#[test]
+fn the_sequential_detectors_latency_evidence_is_shown_once_it_runs() {
+    // Its latency CUSUM on "L tibial" at 40% of its threshold, the drop CUSUM at 10%.
+    let h = with_evidence(ionm_core::events::EvidenceValue {
+        trace: "L tibial".into(),
+        detector: "sequential".into(),
+        evidence: 1.0,
+        threshold: 10.0,
+        latency_evidence: 6.0,
+        latency_threshold: 15.0,
+        amplitude: 1.0,
+        ..Default::default()
+    });
+    assert_eq!(h.query_all_by_label_contains("latency evidence 40%").count(), 1);
+    assert_eq!(h.query_all_by_label_contains("evidence 10%").count(), 1);
 }
 
 #[test]

@@ -424,14 +424,18 @@ fn figures_ui(
                 ev.sigma
             ));
         } else if let Some(ev) = evidence.filter(|ev| ev.threshold > 0.0) {
-            let share = ev.evidence / ev.threshold;
-            let c = if ev.active || share >= 1.0 {
-                pal.clinical
-            } else if share >= 0.5 {
-                pal.technical
-            } else {
-                ui.visuals().text_color()
+            let text = ui.visuals().text_color();
+            let colour = |share: f64| {
+                if share >= 1.0 {
+                    pal.clinical
+                } else if share >= 0.5 {
+                    pal.technical
+                } else {
+                    text
+                }
             };
+            let share = ev.evidence / ev.threshold;
+            let c = if ev.active { pal.clinical } else { colour(share) };
             ui.label(
                 RichText::new(format!("evidence {:.0}%", 100.0 * share.max(0.0)))
                     .strong()
@@ -444,6 +448,23 @@ fn figures_ui(
                 ev.threshold,
                 100.0 * ev.amplitude
             ));
+            // Its latency CUSUM (a matched filter for a later response), once calibrated.
+            if ev.latency_threshold > 0.0 {
+                let share = ev.latency_evidence / ev.latency_threshold;
+                ui.label(
+                    RichText::new(format!("latency evidence {:.0}%", 100.0 * share.max(0.0)))
+                        .strong()
+                        .color(colour(share)),
+                )
+                .on_hover_text(format!(
+                    "sequential detector, latency CUSUM: {:.1} of threshold {:.1}{}",
+                    ev.latency_evidence,
+                    ev.latency_threshold,
+                    ev.latency_shift_ms
+                        .map(|s| format!("; recent latency shift {s:+.2} ms"))
+                        .unwrap_or_default()
+                ));
+            }
         }
         if let Some(why) = &a.suspended {
             ui.label(RichText::new(format!("criteria suspended: {why}")).color(pal.weak));
