@@ -22,9 +22,11 @@
 //! For each scenario it also gives **Lorden's bound**: the minimum expected delay of any detector at the
 //! sequential detector's false-alarm rate, `log(ARL₀) / KL` sweeps, with the per-sweep Kullback–Leibler
 //! divergence from the noise the sequential detector measured on the changed trace (its σ before the change):
-//! `KL = (d/σ)²/2` for a drop `d`; for a latency shift `s` ms, `KL = (s/σ_B)²/(2B)` from the s.d. `σ_B` of the
-//! lag of a `B`-sweep average (a bound for lag-based statistics, not an information bound for every detector).
-//! Ramps: the bound of the final step (the ramp's own time comes on top).
+//! `KL = (d/σ)²/2` for a drop `d`; for a latency shift of `P`% , `KL = (D·P/P₀)²/2` from the separation `D`
+//! the sequential detector's latency filter measured for its design shift `P₀` (standard deviations of one
+//! sweep's projection; scaled linearly, a first-order approximation that overstates `D` for shifts beyond the
+//! design one, so the bound is then lower than the true one). Ramps: the bound of the final step (the ramp's own
+//! time comes on top).
 
 use crate::bench::BenchArgs;
 use crate::score::{self, RunScore, Summary, median};
@@ -245,12 +247,12 @@ struct RunResult {
     simulated_s: f64,
     detectors: BTreeMap<String, DetectorRun>,
     /// The sequential detector's per-sweep amplitude s.d. (baseline units) on the changed trace, before the
-    /// change, its threshold and CUSUM k, and the lag s.d. of its short averages (ms, `latency_block` sweeps).
+    /// change, its threshold and CUSUM k, and its latency filter's separation (standard deviations per sweep
+    /// for the design latency shift; present when the latency CUSUM runs).
     sigma: Option<f64>,
     threshold: Option<f64>,
     reference: Option<f64>,
-    latency_sd_ms: Option<f64>,
-    latency_block: Option<u32>,
+    latency_separation: Option<f64>,
     /// Stimulus rate of the changed trace's stimulator, Hz.
     sweep_rate_hz: Option<f64>,
     /// Baseline latency of the changed response (truth), ms.
@@ -383,8 +385,7 @@ fn run_one(
         sigma: None,
         threshold: None,
         reference: None,
-        latency_sd_ms: None,
-        latency_block: None,
+        latency_separation: None,
         sweep_rate_hz: None,
         baseline_latency_ms: None,
     };
@@ -405,8 +406,7 @@ fn run_one(
             result.sigma = Some(v.sigma);
             result.threshold = Some(v.threshold);
             result.reference = Some(v.reference);
-            result.latency_sd_ms = v.latency_sd_ms;
-            result.latency_block = Some(v.latency_block);
+            result.latency_separation = v.latency_separation;
         }
         let n = truth.stimuli.stimulator.iter().filter(|s| **s == pair.1).count();
         result.sweep_rate_hz = Some(n as f64 / simulated_s.max(1e-9));
@@ -424,21 +424,26 @@ fn run_one(
     Ok(result)
 }
 
-/// Lorden's bound for one run, sweeps.
-fn lorden_sweeps(kind: Kind, r: &RunResult, design_drop: f64) -> Option<f64> {
+/// Lorden's bound for one run, sweeps, at the trace's in-control ARL (its amplitude CUSUM runs at that divided by
+/// its share of the false alarms when the latency CUSUM runs too).
+fn lorden_sweeps(kind: Kind, r: &RunResult, design_drop: f64, design_latency: f64) -> Option<f64> {
     let sigma = r.sigma.filter(|s| *s > 0.0)?;
     let h = r.threshold?;
     let k = r.reference.unwrap_or(0.5 * design_drop / sigma);
-    let arl = siegmund_arl(k, h, 0.0);
+    let per_cusum = siegmund_arl(k, h, 0.0);
+    let latency_share = ionm_monitor::SequentialConfig::default().latency_share;
+    let arl = if r.latency_separation.is_some() {
+        per_cusum * (1.0 - latency_share)
+    } else {
+        per_cusum
+    };
     match kind {
         Kind::Drop { pct, .. } => Some(lorden_delay(pct / 100.0 / sigma, arl)),
+        // The latency filter's separation scaled linearly from the design shift to this one (a first-order
+        // approximation: beyond the design shift the true separation grows more slowly).
         Kind::Latency { pct } => {
-            let sd = r.latency_sd_ms.filter(|s| *s > 0.0)?;
-            let b = f64::from(r.latency_block?.max(1));
-            let shift = pct / 100.0 * r.baseline_latency_ms?;
-            // Per sweep: KL of one B-sweep block / B; Lorden = log(ARL) / KL per sweep.
-            let kl_block = 0.5 * (shift / sd).powi(2);
-            Some(arl.ln() / (kl_block / b))
+            let sep = r.latency_separation.filter(|s| *s > 0.0)?;
+            Some(lorden_delay(sep * pct / 100.0 / design_latency, arl))
         }
         _ => None,
     }
@@ -497,6 +502,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         protocol.detectors.block_floor = false;
     }
     let design_drop = protocol.detectors.design_drop;
+    let design_latency = protocol.detectors.design_latency;
     let mut cases = cases(args.quick, args.suite_seeds);
     if !args.suite_cases.is_empty() {
         cases.retain(|c| args.suite_cases.iter().any(|f| c.name.contains(f.as_str())));
@@ -590,7 +596,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let lorden: Vec<(f64, f64)> = of_case
                 .iter()
                 .filter_map(|r| {
-                    let s = lorden_sweeps(case.kind, r, design_drop)?;
+                    let s = lorden_sweeps(case.kind, r, design_drop, design_latency)?;
                     Some((s, s / r.sweep_rate_hz.filter(|x| *x > 0.0)?))
                 })
                 .collect();
