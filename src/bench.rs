@@ -96,6 +96,10 @@ pub struct BenchArgs {
     /// `[sequential] block_floor = false`), to see what the single-sweep evidence does by itself.
     #[arg(long)]
     pub suite_no_block_floor: bool,
+    /// Suite: the sequential detector without its latency CUSUM (the protocol's `[sequential] latency_cusum =
+    /// false`): latency shifts seen by the amplitude CUSUM only.
+    #[arg(long)]
+    pub suite_no_latency_cusum: bool,
     /// Suite: also write each run's events (JSON Lines) and truth (JSON) into this folder, for `ionm score`.
     #[arg(long, value_name = "DIR")]
     pub suite_out: Option<std::path::PathBuf>,

@@ -501,6 +501,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.suite_no_block_floor {
         protocol.detectors.block_floor = false;
     }
+    if args.suite_no_latency_cusum {
+        protocol.detectors.latency_cusum = false;
+    }
     let design_drop = protocol.detectors.design_drop;
     let design_latency = protocol.detectors.design_latency;
     let mut cases = cases(args.quick, args.suite_seeds);
@@ -639,13 +642,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         sequential: format!(
-            "false_alarm_hours {}, design_drop {}, design_latency {}, template {} + calibration {} sweeps, block floor {}; seed offset {}",
+            "false_alarm_hours {}, design_drop {}, design_latency {}, template {} + calibration {} sweeps, block floor {}, latency CUSUM {}; seed offset {}",
             d.false_alarm_hours,
             d.design_drop,
             d.design_latency,
             d.template_sweeps,
             d.calibration_sweeps,
             if d.block_floor { "on" } else { "off" },
+            if d.latency_cusum { "on" } else { "off" },
             args.suite_seed_offset
         ),
         quick: args.quick,

@@ -23,11 +23,14 @@ pub struct DetectorSettings {
     /// Sequential: also raise its alarm when the standard criteria are confirmed on the trace's block averages
     /// (a combined Shewhart–CUSUM scheme), so that it is never later than the block method on the same data.
     pub block_floor: bool,
+    /// Sequential: also run the latency CUSUM (a matched filter for the design latency shift), which shares the
+    /// trace's false-alarm target with the amplitude CUSUM.
+    pub latency_cusum: bool,
 }
 
 impl Default for DetectorSettings {
     /// The block detector only; sequential settings: one false alarm per 80 h, 50%, 10%, 200 + 800 sweeps, with the
-    /// block floor.
+    /// block floor and the latency CUSUM.
     fn default() -> Self {
         Self {
             block: true,
@@ -38,6 +41,7 @@ impl Default for DetectorSettings {
             template_sweeps: 200,
             calibration_sweeps: 800,
             block_floor: true,
+            latency_cusum: true,
         }
     }
 }

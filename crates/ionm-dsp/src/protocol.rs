@@ -455,6 +455,7 @@ struct RawSequential {
     template_sweeps: Option<S<i64>>,
     calibration_sweeps: Option<S<i64>>,
     block_floor: Option<bool>,
+    latency_cusum: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -772,6 +773,9 @@ fn parse_detectors(
         }
         if let Some(v) = s.block_floor {
             d.block_floor = v;
+        }
+        if let Some(v) = s.latency_cusum {
+            d.latency_cusum = v;
         }
     }
     Ok(d)
@@ -1295,12 +1299,13 @@ mod tests {
         assert_eq!(p.detectors, DetectorSettings::default());
         assert!(p.detectors.block && !p.detectors.sequential);
         let src = format!(
-            "detectors = [\"block\", \"sequential\"]\n[sequential]\nfalse_alarm_hours = 24\ndesign_drop = 0.4\nblock_floor = false\n{ch}"
+            "detectors = [\"block\", \"sequential\"]\n[sequential]\nfalse_alarm_hours = 24\ndesign_drop = 0.4\nblock_floor = false\nlatency_cusum = false\n{ch}"
         );
         let d = Protocol::from_toml_str(&src).unwrap().detectors;
         assert!(d.block && d.sequential);
         assert_eq!((d.false_alarm_hours, d.design_drop), (24.0, 0.4));
         assert!(!d.block_floor && DetectorSettings::default().block_floor);
+        assert!(!d.latency_cusum && DetectorSettings::default().latency_cusum);
         let e = Protocol::from_toml_str(&format!("detectors = [\"cusum\"]\n{ch}")).unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("detectors")), "{e}");
         let e = Protocol::from_toml_str(&format!("[sequential]\ndesign_drop = 2\n{ch}")).unwrap_err();

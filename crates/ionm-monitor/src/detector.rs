@@ -523,6 +523,7 @@ impl ChangeDetector for SequentialBank {
             calibration_sweeps: s.calibration_sweeps,
             design_drop: s.design_drop,
             design_latency: s.design_latency,
+            latency_cusum: s.latency_cusum,
             ..SequentialConfig::for_rate(4.7, s.false_alarm_hours)
         };
         let mut det = SequentialDetector::new(config, window_len);
