@@ -478,6 +478,17 @@ impl SequentialBank {
                 || s.alarm.is_some()
                 || s.det.amplitude_slow() <= 0.85
                 || (meta.role == Role::Cortical && cx.block_ratio(t).is_some_and(|r| r <= 0.8));
+            tracing::debug!(
+                trace = meta.name.as_str(),
+                role = ?meta.role,
+                slow = s.det.amplitude_slow(),
+                se = s.det.amplitude_slow_se(),
+                block = cx.block_ratio(t).unwrap_or(f64::NAN),
+                active = s.det.is_active(),
+                alarm = s.alarm.is_some(),
+                changed,
+                "sequential systemic vote"
+            );
             match meta.role {
                 // As ratios for the shared rule: changed → 0, unchanged → 1.
                 Role::Cortical => cortical.push(if changed { 0.0 } else { 1.0 }),
@@ -599,6 +610,7 @@ impl ChangeDetector for SequentialBank {
                 // unaffected cortical traces at 0.64 and 0.74 of baseline by noise made a focal P37 drop look
                 // systemic — the dangerous mistake.
                 let systemic = role == Role::Cortical && self.systemic(cx);
+                tracing::debug!(stream_s, trace = name.as_str(), systemic, "sequential raise");
                 let id = cx.new_alarm_id();
                 if let Some(Some(s)) = self.traces.get_mut(trace) {
                     s.alarm = Some(SeqAlarm {

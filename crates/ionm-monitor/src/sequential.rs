@@ -322,6 +322,8 @@ pub struct SequentialDetector {
     weights: Vec<f64>,
     mu0: f64,
     sigma: f64,
+    /// Calibration sweeps behind `mu0`.
+    level_n: f64,
     k: f64,
     h: f64,
     s: f64,
@@ -361,6 +363,7 @@ impl SequentialDetector {
             weights: vec![0.0; window_len],
             mu0: 0.0,
             sigma: 0.0,
+            level_n: 0.0,
             k: 0.0,
             h: 0.0,
             s: 0.0,
@@ -506,6 +509,18 @@ impl SequentialDetector {
     /// Slow mean amplitude (512 sweeps, ≈ 2 min at 4.7 Hz), baseline units.
     pub fn amplitude_slow(&self) -> f64 {
         self.slow
+    }
+
+    /// Standard error of [`Self::amplitude_slow`] as an estimate of the response's amplitude in baseline units:
+    /// the slow mean's own noise (an exponential mean over 512 sweeps, variance `σ²·α/(2 − α)`, `α` = 1/512)
+    /// and the calibrated level's (`σ²/M` for `M` calibration sweeps), independent of each other. 0 before
+    /// calibration ends.
+    pub fn amplitude_slow_se(&self) -> f64 {
+        if self.level_n < 1.0 {
+            return 0.0;
+        }
+        let alpha = 1.0 / 512.0;
+        self.sigma * (alpha / (2.0 - alpha) + 1.0 / self.level_n).sqrt()
     }
 
     /// Latest latency shift estimate, ms.
@@ -667,6 +682,7 @@ impl SequentialDetector {
     /// dropped without a decision: the caller clears it.
     pub fn restart(&mut self) {
         self.phase = Phase::Template { n: 0 };
+        self.level_n = 0.0;
         self.mean.iter_mut().for_each(|x| *x = 0.0);
         self.m2.iter_mut().for_each(|x| *x = 0.0);
         self.s = 0.0;
@@ -1032,6 +1048,7 @@ impl SequentialDetector {
         self.mu0 = mu0;
         self.sigma = sigma;
         let nf = c.p.len() as f64;
+        self.level_n = nf;
         self.k = 0.5 * self.config.design_drop / self.sigma + self.config.level_margin / nf.sqrt();
         self.h = self.threshold_for(self.k, false);
         self.s = 0.0;
