@@ -285,46 +285,61 @@ fn no_response_never_panics() {
 /// tolerance, not a tuned one).
 #[test]
 fn detector_false_alarm_run_length_meets_its_target() {
-    let r = response(10.0);
-    let target = 400.0;
-    let mut buf = vec![0.0_f32; LEN];
     for (margin, calibration, two_sided) in [(2.0, 400, false), (0.0, 2000, true)] {
-        let runs = 60;
-        let mut lengths = Vec::new();
-        for seed in 0..runs {
-            let mut rng = Rng::new(7000 + seed);
-            let cfg = SequentialConfig {
-                template_sweeps: 400,
-                calibration_sweeps: calibration,
-                arl_sweeps: target,
-                level_margin: margin,
-                ..SequentialConfig::for_rate(4.7, 8.0)
-            };
-            let mut det = SequentialDetector::new(cfg, LEN);
-            let mut n = 0u64;
-            loop {
-                sweep(&mut rng, &r, 1.0, 10.0, &mut buf);
-                if let Some(o) = det.on_sweep(&buf) {
-                    n += 1;
-                    if o.decision == Some(Decision::Raised) || n >= 200_000 {
-                        break;
-                    }
-                }
+        let cfg = SequentialConfig {
+            template_sweeps: 400,
+            calibration_sweeps: calibration,
+            arl_sweeps: 400.0,
+            level_margin: margin,
+            ..SequentialConfig::for_rate(4.7, 8.0)
+        };
+        let lengths: Vec<f64> = (0..60)
+            .map(|seed| detector_run_length(&cfg, 7000 + seed, false))
+            .collect();
+        assert_run_length(&lengths, 400.0, two_sided, &format!("margin {margin}"));
+    }
+}
+
+/// Sweeps scored until the first false alarm (at most 200 000) of a detector on pure noise around its template
+/// (`‖r‖` = 10, noise 10 per sample), counted once it monitors — or, with `latency`, once its latency CUSUM runs
+/// too (reference latency 10 ms at 0.1 ms per sample; learnt again if the amplitude CUSUM raised before that).
+fn detector_run_length(cfg: &SequentialConfig, seed: u64, latency: bool) -> f64 {
+    let (r, mut rng) = (response(10.0), Rng::new(seed));
+    let mut buf = vec![0.0_f32; LEN];
+    let mut det = SequentialDetector::new(cfg.clone(), LEN);
+    if latency {
+        det.set_sample_period_ms(0.1);
+        det.set_reference_latency_ms(Some(10.0));
+        while !until_latency_runs(&mut det, &mut rng, &r, 10.0, 10_000) || det.is_active() {
+            det.restart();
+        }
+    }
+    let mut n = 0u64;
+    loop {
+        sweep(&mut rng, &r, 1.0, 10.0, &mut buf);
+        if let Some(o) = det.on_sweep(&buf) {
+            n += 1;
+            if o.decision == Some(Decision::Raised) || n >= 200_000 {
+                return n as f64;
             }
-            lengths.push(n as f64);
         }
-        let mean = lengths.iter().sum::<f64>() / lengths.len() as f64;
-        let se = mean / (runs as f64).sqrt();
+    }
+}
+
+/// Mean run length ≥ `target` − 3 s.e. (run lengths ≈ geometric: s.e. of the mean ≈ mean/√R), and with
+/// `two_sided` also ≤ 2 × `target`.
+fn assert_run_length(lengths: &[f64], target: f64, two_sided: bool, what: &str) {
+    let mean = lengths.iter().sum::<f64>() / lengths.len() as f64;
+    let se = mean / (lengths.len() as f64).sqrt();
+    assert!(
+        mean >= target - 3.0 * se,
+        "{what}: mean run length {mean:.0} below the target {target}"
+    );
+    if two_sided {
         assert!(
-            mean >= target - 3.0 * se,
-            "margin {margin}: mean run length {mean:.0} below the target {target}"
+            mean <= 2.0 * target,
+            "{what}: mean run length {mean:.0} vs {target}"
         );
-        if two_sided {
-            assert!(
-                mean <= 2.0 * target,
-                "margin 0: mean run length {mean:.0} vs {target}"
-            );
-        }
     }
 }
 
@@ -513,56 +528,19 @@ fn until_latency_runs(
 /// ≈ `A/2` and fail the first bound). 60 runs each: s.e. ≈ mean/√60 ≈ 13%.
 #[test]
 fn both_cusums_together_keep_the_traces_false_alarm_target() {
-    let r = response(10.0);
-    let target = 400.0;
-    let mut buf = vec![0.0_f32; LEN];
     for (margin, calibration) in [(2.0, 400), (0.0, 2000)] {
-        let runs = 60;
-        let mut lengths = Vec::new();
-        for seed in 0..runs {
-            let mut rng = Rng::new(9100 + seed);
-            let cfg = SequentialConfig {
-                template_sweeps: 400,
-                calibration_sweeps: calibration,
-                latency_calibration_sweeps: calibration,
-                arl_sweeps: target,
-                level_margin: margin,
-                ..SequentialConfig::for_rate(4.7, 8.0)
-            };
-            let mut det = SequentialDetector::new(cfg, LEN);
-            det.set_sample_period_ms(0.1);
-            det.set_reference_latency_ms(Some(10.0));
-            // Counted from the moment both run (a false alarm of the amplitude CUSUM before that restarts).
-            while !until_latency_runs(&mut det, &mut rng, &r, 10.0, 10_000) {
-                det.restart();
-            }
-            if det.is_active() {
-                det.restart();
-                continue;
-            }
-            let mut n = 0u64;
-            loop {
-                sweep(&mut rng, &r, 1.0, 10.0, &mut buf);
-                let o = det.on_sweep(&buf).expect("monitoring");
-                n += 1;
-                if o.decision == Some(Decision::Raised) || n >= 200_000 {
-                    break;
-                }
-            }
-            lengths.push(n as f64);
-        }
-        let mean = lengths.iter().sum::<f64>() / lengths.len() as f64;
-        let se = mean / (lengths.len() as f64).sqrt();
-        assert!(
-            mean >= target - 3.0 * se,
-            "margin {margin}: mean run length {mean:.0} below the target {target}"
-        );
-        if margin == 0.0 {
-            assert!(
-                mean <= 2.0 * target,
-                "margin 0: mean run length {mean:.0} vs {target}"
-            );
-        }
+        let cfg = SequentialConfig {
+            template_sweeps: 400,
+            calibration_sweeps: calibration,
+            latency_calibration_sweeps: calibration,
+            arl_sweeps: 400.0,
+            level_margin: margin,
+            ..SequentialConfig::for_rate(4.7, 8.0)
+        };
+        let lengths: Vec<f64> = (0..60)
+            .map(|seed| detector_run_length(&cfg, 9100 + seed, true))
+            .collect();
+        assert_run_length(&lengths, 400.0, margin == 0.0, &format!("margin {margin}"));
     }
 }
 
