@@ -95,6 +95,14 @@ impl DetectorContext<'_> {
     }
 }
 
+/// A cortical trace whose slow single-sweep amplitude is at or below this (baseline units) counts as changed for
+/// the sequential detector's systemic tag ([`SequentialBank`]).
+const SYSTEMIC_DEPRESSED: f64 = 0.85;
+
+/// The largest standard error of a cortical trace's slow amplitude for which it votes by the
+/// [`SYSTEMIC_DEPRESSED`] threshold alone (1.5 standard errors from both no change and a 30% decline).
+const SYSTEMIC_RESOLVED_SE: f64 = 0.1;
+
 /// Cortical `ratios` mostly (≥ 75%, at least two traces) at or below `depressed`, peripheral median ≥ 0.8.
 fn systemic_rule(cortical: &[f64], mut peripheral: Vec<f64>, depressed: f64) -> bool {
     if cortical.len() < 2 || peripheral.is_empty() {
@@ -451,11 +459,21 @@ impl SequentialBank {
         self.traces.iter().filter(|t| t.is_some()).count().max(1)
     }
 
-    /// Systemic: the cortical traces are changed together (slow amplitude — 512 sweeps — ≤ 85%, an alarm, or
-    /// the mean ratio of the trace's latest two block averages ≤ 80%) while the median peripheral slow amplitude
-    /// is ≥ 80%: the block rule with the sequential detector's own amplitude estimates besides the block's. On
-    /// noisy tibial traces the slow single-sweep amplitude read 0.93–1.08 during a decline to 0.79 (suite set A's
-    /// anaesthetic drift), so the trace did not count; its block averages see such a decline as well.
+    /// Systemic: the cortical traces are changed together while the median peripheral slow amplitude is ≥ 80%
+    /// (the block rule, [`systemic_rule`], on the sequential detector's own amplitude estimates besides the
+    /// block's). Each cortical trace votes **changed** (an alarm, evidence past the threshold, the mean ratio of
+    /// its latest two block averages ≤ 80%, or a slow amplitude — 512 sweeps — ≤ 85%) or **unchanged**, and at
+    /// least two votes, three quarters of them changed, make it systemic. A trace votes unchanged only if its
+    /// slow amplitude resolves a 30% decline: with a standard error ([`crate::SequentialDetector::amplitude_slow_se`],
+    /// the slow mean's and the calibrated level's together) of at most [`SYSTEMIC_RESOLVED_SE`], 85% is 1.5
+    /// standard errors from both no change and a 30% decline; a noisier trace (the simulator's tibial P37:
+    /// 0.11–0.16) votes unchanged only at two standard errors above 85%, and otherwise abstains.
+    ///
+    /// Before, every cortical trace voted, and a noisy one reading above 85% by its noise vetoed the tag of an
+    /// anaesthetic drift that the clean median N20 traces showed plainly. On the suite's sequential alarms
+    /// (4 seed sets; `benches/results/2026-11-27-vm-suite-latency/systemic/`): drift alarms tagged systemic 31 →
+    /// 34 of 34, focal alarms tagged systemic 0 → 0 of 139. Rules that loosened the 85% or the block's 80%
+    /// (0.88, 0.9; 0.85) tagged 2–13 of the focal alarms systemic.
     fn systemic(&self, cx: &DetectorContext<'_>) -> bool {
         let mut cortical = Vec::new();
         let mut peripheral = Vec::new();
@@ -471,32 +489,39 @@ impl SequentialBank {
             if !usable {
                 continue;
             }
+            let (slow, se) = (s.det.amplitude_slow(), s.det.amplitude_slow_se());
             // Strict on purpose: calling a focal injury systemic is the dangerous mistake. On the suite, with
             // "≤ 90% or evidence past half the threshold", noisy tibial traces made 3 of 24 focal drops look
             // global.
-            let changed = s.det.is_active()
+            let hard = s.det.is_active()
                 || s.alarm.is_some()
-                || s.det.amplitude_slow() <= 0.85
                 || (meta.role == Role::Cortical && cx.block_ratio(t).is_some_and(|r| r <= 0.8));
+            let vote = if hard || slow <= SYSTEMIC_DEPRESSED {
+                Some(true)
+            } else if se <= SYSTEMIC_RESOLVED_SE || slow >= SYSTEMIC_DEPRESSED + 2.0 * se {
+                Some(false)
+            } else {
+                None
+            };
             tracing::debug!(
                 trace = meta.name.as_str(),
                 role = ?meta.role,
-                slow = s.det.amplitude_slow(),
-                se = s.det.amplitude_slow_se(),
+                slow,
+                se,
                 block = cx.block_ratio(t).unwrap_or(f64::NAN),
                 active = s.det.is_active(),
                 alarm = s.alarm.is_some(),
-                changed,
+                ?vote,
                 "sequential systemic vote"
             );
             match meta.role {
-                // As ratios for the shared rule: changed → 0, unchanged → 1.
-                Role::Cortical => cortical.push(if changed { 0.0 } else { 1.0 }),
-                Role::Peripheral => peripheral.push(if s.det.is_active() {
-                    0.0
-                } else {
-                    s.det.amplitude_slow()
-                }),
+                // As ratios for the shared rule: changed → 0, unchanged → 1, no vote → left out.
+                Role::Cortical => {
+                    if let Some(changed) = vote {
+                        cortical.push(if changed { 0.0 } else { 1.0 });
+                    }
+                }
+                Role::Peripheral => peripheral.push(if s.det.is_active() { 0.0 } else { slow }),
                 _ => {}
             }
         }

@@ -53,14 +53,29 @@ fn feed(
     noise: f64,
     out: &mut Vec<Event>,
 ) {
+    feed_each(m, rng, traces, t0, n, gain, |_| noise, out);
+}
+
+/// [`feed`] with trace t's noise s.d. `noise(t)`.
+#[allow(clippy::too_many_arguments)] // A test helper: the arguments are the experiment.
+fn feed_each(
+    m: &mut Monitor,
+    rng: &mut Rng,
+    traces: usize,
+    t0: &mut f64,
+    n: usize,
+    gain: impl Fn(usize, usize) -> f64,
+    noise: impl Fn(usize) -> f64,
+    out: &mut Vec<Event>,
+) {
     let r = response();
     let mut buf = vec![0.0_f32; LEN];
     for k in 0..n {
         *t0 += 1.0 / 4.7;
         for t in 0..traces {
-            let g = gain(t, k);
+            let (g, sd) = (gain(t, k), noise(t));
             for (b, &x) in buf.iter_mut().zip(&r) {
-                *b = (g * x + noise * rng.normal()) as f32;
+                *b = (g * x + sd * rng.normal()) as f32;
             }
             m.on_sweep(t, None, *t0, out);
             m.on_sweep_data(t, &buf, *t0, out);
@@ -304,6 +319,34 @@ fn block_averages_also_tell_a_cortical_trace_is_depressed() {
             r.iter().filter(|x| x.0 == "Cz L").all(|x| x.2 == depressed),
             "systemic = {depressed}: {r:?}"
         );
+    }
+}
+
+/// A trace too noisy to resolve a 30% decline does not vote on the systemic tag by its noise. CP3 and CP4 are
+/// clean (noise 40: one sweep's amplitude s.d. ≈ 0.8, the slow amplitude's standard error ≈ 0.05); the tibial
+/// traces Cz L and Cz R are not (noise 65: ≈ 1.9 and ≈ 0.12, still monitored), and stay at baseline. Global: CP4 falls to 70%, then CP3 to 40% (its alarm) — the two
+/// traces that can tell both say changed, the noisy ones abstain: systemic (before, Cz L and Cz R reading ≈ 1
+/// voted unchanged and made it focal). Focal: CP3 falls to 40% and CP4 stays: focal, whatever the noisy traces
+/// read.
+#[test]
+fn traces_too_noisy_to_tell_do_not_vote_on_the_systemic_tag() {
+    for global in [true, false] {
+        let mut m = four_cortical_and_a_control();
+        let (mut rng, mut t, mut out) = (Rng::new(17), 0.0, Vec::new());
+        let noise = |tr: usize| if tr == 2 || tr == 3 { 65.0 } else { 40.0 };
+        feed_each(&mut m, &mut rng, 5, &mut t, 1000, |_, _| 1.0, noise, &mut out);
+        out.clear();
+        // CP4 first (so that its slow amplitude has settled), CP3 800 sweeps later.
+        let gain = |tr: usize, k: usize| match tr {
+            0 if k >= 800 => 0.4,
+            1 if global => 0.7,
+            _ => 1.0,
+        };
+        feed_each(&mut m, &mut rng, 5, &mut t, 2000, gain, noise, &mut out);
+        let r = raised(&out);
+        let cp3: Vec<_> = r.iter().filter(|x| x.0 == "CP3").collect();
+        assert!(!cp3.is_empty(), "the drop is detected: {r:?}");
+        assert!(cp3.iter().all(|x| x.2 == global), "systemic = {global}: {r:?}");
     }
 }
 
