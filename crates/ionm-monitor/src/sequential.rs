@@ -85,7 +85,8 @@
 //! not clear `k`. While the filter exists the two CUSUMs share the trace's false-alarm rate
 //! ([`SequentialConfig::latency_share`], 10% to the latency CUSUM), so that together they keep it (checked by
 //! simulation in `tests/sequential.rs`). On the suite, latency shifts of 10%
-//! were flagged in a median 9–15 s (30–46 s by the amplitude CUSUM alone).
+//! were flagged in a median 10–18 s (26–46 s by the amplitude CUSUM alone; six seed sets,
+//! `benches/results/2026-11-27-vm-suite-latency/`).
 //!
 //! What a raised alarm is about ([`ChangeLabel`]): an alarm of the latency CUSUM is a latency change, its size
 //! from the sweeps since its change point cross-correlated with the template over ±¼ of the reference latency;
