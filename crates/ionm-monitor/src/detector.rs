@@ -493,13 +493,17 @@ impl SequentialBank {
             if !usable {
                 continue;
             }
-            let (slow, se) = (s.det.amplitude_slow(), s.det.amplitude_slow_se());
+            let (slow, se, block) = (
+                s.det.amplitude_slow(),
+                s.det.amplitude_slow_se(),
+                cx.block_ratio(t),
+            );
             // Strict on purpose: calling a focal injury systemic is the dangerous mistake. On the suite, with
             // "≤ 90% or evidence past half the threshold", noisy tibial traces made 3 of 24 focal drops look
             // global.
             let hard = s.det.is_active()
                 || s.alarm.is_some()
-                || (meta.role == Role::Cortical && cx.block_ratio(t).is_some_and(|r| r <= 0.8));
+                || (meta.role == Role::Cortical && block.is_some_and(|r| r <= 0.8));
             let resolved = se <= SYSTEMIC_RESOLVED_SE;
             let vote = if hard || (slow <= SYSTEMIC_DEPRESSED && (resolved || slow <= 1.0 - 2.0 * se)) {
                 Some(true)
@@ -513,7 +517,7 @@ impl SequentialBank {
                 role = ?meta.role,
                 slow,
                 se,
-                block = cx.block_ratio(t).unwrap_or(f64::NAN),
+                block = block.unwrap_or(f64::NAN),
                 active = s.det.is_active(),
                 alarm = s.alarm.is_some(),
                 ?vote,

@@ -230,7 +230,8 @@ pub struct SweepOutcome {
     pub amplitude_slow: f64,
     /// The latest latency shift estimate from a short average (ms, positive: later), once calibrated.
     pub latency_shift_ms: Option<f64>,
-    /// The latency CUSUM statistic, standard deviations of one block's lag (0 while it is not running).
+    /// The latency CUSUM statistic, standard deviations of one sweep's latency-filter projection (0 while it is
+    /// not running).
     pub latency_evidence: f64,
     /// Its threshold (0 while it is not running).
     pub latency_threshold: f64,
@@ -923,29 +924,10 @@ impl SequentialDetector {
     /// worth of sweeps is not guaranteed: a step change is flagged within tens of sweeps) cross-correlated with
     /// the template.
     fn label(&mut self, latency_cusum: bool) -> ChangeLabel {
-        if latency_cusum {
-            // The sweeps since the latency CUSUM's change point, cross-correlated with the template.
-            let n = f64::from(self.shift.seg_n.max(1));
-            for (a, g) in self.scratch.iter_mut().zip(&self.shift.seg) {
-                *a = g / n;
-            }
-            let (lag, _) = self.best_lag(&self.scratch);
-            let shift_ms = (lag - self.latency.lag0) * self.dt_ms;
-            return ChangeLabel::Latency {
-                shift_ms,
-                ratio: self.ref_latency_ms.map(|r| (r + shift_ms) / r),
-            };
-        }
-        let n = f64::from(self.segment_n.max(1));
-        for (a, g) in self.scratch.iter_mut().zip(&self.segment) {
-            *a = g / n;
-        }
-        let (lag, c) = self.best_lag(&self.scratch);
-        let shift_ms = (lag - self.latency.lag0) * self.dt_ms;
+        let (shift_ms, c) = self.segment_shift(latency_cusum);
         let ratio = c / self.mu0;
         let min_shift = 0.5 * self.config.design_latency * self.ref_latency_ms.unwrap_or(20.0);
-        let is_latency = shift_ms >= min_shift && ratio > 1.0 - 0.5 * self.config.design_drop;
-        if is_latency {
+        if latency_cusum || (shift_ms >= min_shift && ratio > 1.0 - 0.5 * self.config.design_drop) {
             ChangeLabel::Latency {
                 shift_ms,
                 ratio: self.ref_latency_ms.map(|r| (r + shift_ms) / r),
@@ -953,6 +935,22 @@ impl SequentialDetector {
         } else {
             ChangeLabel::Amplitude { ratio }
         }
+    }
+
+    /// The mean of the sweeps since the latency CUSUM's (`latency`) or the amplitude CUSUM's change point,
+    /// cross-correlated with the template: its shift from the calibrated lag, ms, and the projection there.
+    fn segment_shift(&mut self, latency: bool) -> (f64, f64) {
+        let (segment, n) = if latency {
+            (&self.shift.seg, self.shift.seg_n)
+        } else {
+            (&self.segment, self.segment_n)
+        };
+        let n = f64::from(n.max(1));
+        for (a, g) in self.scratch.iter_mut().zip(segment) {
+            *a = g / n;
+        }
+        let (lag, c) = self.best_lag(&self.scratch);
+        ((lag - self.latency.lag0) * self.dt_ms, c)
     }
 
     fn project(&self, data: &[f32]) -> f64 {
